@@ -1,0 +1,86 @@
+import { Context } from '@temporalio/activity';
+import type { Logger } from 'pino';
+import { catalogBackup as publishManifest, discardBackup as removeLeftovers } from '../src/backup/catalog-backup';
+import { dumpToRepository, type DumpRequest } from '../src/backup/dump';
+import { localStorageFor } from '../src/backup/repository';
+import { verifyBackup as readBackBackup } from '../src/backup/verify';
+import type { DumpRecord, Verification } from '../src/catalog/manifest';
+import { findDatabase, type LifelineConfig } from '../src/config/config';
+import { keyProviderFor } from '../src/crypto/keys';
+import { withConnection, resolveConnection } from '../src/postgres/connection';
+import { notifiersFor, type Notice } from '../src/notify';
+import { failuresTranslated } from './errors';
+
+export interface PreflightResult {
+  serverVersion: string;
+  databaseBytes: number;
+  keyId: string;
+}
+
+/**
+ * The backup steps. Each is thin: it resolves names to configuration on the worker (where the
+ * secrets are), reports progress as heartbeats, and calls the library in src/.
+ */
+export function createBackupActivities(config: LifelineConfig, logger: Logger) {
+  return {
+    /** Fails fast, before any dump, on what no retry can fix: credentials, database name, key file. */
+    checkDatabase: failuresTranslated(async (database: string): Promise<PreflightResult> => {
+      const db = findDatabase(config, database);
+      const keyId = await keyProviderFor(config).currentKeyId();
+      const info = await withConnection(resolveConnection(db), async (client) => {
+        const { rows } = await client.query<{ v: string; n: string }>(
+          'SELECT current_setting(\'server_version\') AS v, pg_database_size(current_database()) AS n',
+        );
+        return { serverVersion: rows[0]!.v.split(' ')[0]!, databaseBytes: Number(rows[0]!.n) };
+      });
+      return { ...info, keyId };
+    }),
+
+    dumpDatabase: failuresTranslated(async (request: Omit<DumpRequest, 'workflow'>): Promise<DumpRecord> => {
+      const ctx = Context.current();
+      const execution = ctx.info.workflowExecution;
+      return dumpToRepository(
+        config,
+        { ...request, workflow: execution && { workflowId: execution.workflowId, runId: execution.runId } },
+        { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
+      );
+    }),
+
+    verifyBackup: failuresTranslated(async (record: DumpRecord): Promise<Verification> => {
+      const ctx = Context.current();
+      const storage = localStorageFor(findDatabase(config, record.database));
+      return readBackBackup(storage, record, keyProviderFor(config), {
+        signal: ctx.cancellationSignal,
+        onProgress: (bytesRead) => ctx.heartbeat({ phase: 'verifying', bytesRead }),
+      });
+    }),
+
+    catalogBackup: failuresTranslated(async (record: DumpRecord, verification: Verification, trigger: string): Promise<string> => {
+      const manifest = await publishManifest(config, record, verification, trigger);
+      return localStorageFor(findDatabase(config, manifest.database)).describe(manifest.object.key);
+    }),
+
+    discardBackup: failuresTranslated(async (database: string, backupId: string): Promise<string[]> => {
+      return removeLeftovers(config, database, backupId);
+    }),
+
+    /**
+     * Sends to every configured channel (each retries its own delivery). One failing channel does
+     * not stop the others, and is reported rather than retried here, which would repeat the rest.
+     */
+    notify: failuresTranslated(async (notice: Notice): Promise<{ delivered: string[]; failed: string[] }> => {
+      const delivered: string[] = [];
+      const failed: string[] = [];
+      for (const notifier of notifiersFor(config, logger)) {
+        try {
+          await notifier.send(notice);
+          delivered.push(notifier.name);
+        } catch (err) {
+          logger.warn({ err, notifier: notifier.name }, 'notification not delivered');
+          failed.push(`${notifier.name}: ${(err as Error).message}`);
+        }
+      }
+      return { delivered, failed };
+    }),
+  };
+}

@@ -1,0 +1,30 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { LifelineError } from '../src/errors';
+
+/**
+ * Turns what an activity throws into a Temporal failure: a LifelineError keeps its code as the
+ * failure type and is retried only if it says a retry can help; anything unexpected is retried.
+ */
+export function toFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof LifelineError) {
+    return ApplicationFailure.create({
+      type: err.code,
+      message: err.describe(),
+      nonRetryable: !err.retryable,
+      details: err.details ? [err.details] : undefined,
+      cause: err.cause instanceof Error ? err.cause : undefined,
+    });
+  }
+  return err;
+}
+
+export function failuresTranslated<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toFailure(err);
+    }
+  };
+}

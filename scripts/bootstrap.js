@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Entry point of `npm start`, `npm test` and `npm run bench` on a fresh clone: installs the npm
+// packages when they are missing or stale, then runs the TypeScript entry point through tsx.
+// Plain JavaScript with no dependencies, because it runs before node_modules exists.
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const ENTRY = {
+  up: ['src/cli/main.ts', 'up'],
+  test: ['scripts/test.ts'],
+  bench: ['scripts/bench.ts'],
+};
+
+function stale() {
+  const installed = path.join(root, 'node_modules', '.package-lock.json');
+  if (!fs.existsSync(installed)) return true;
+  const lock = path.join(root, 'package-lock.json');
+  return fs.statSync(lock).mtimeMs > fs.statSync(installed).mtimeMs;
+}
+
+const [task, ...rest] = process.argv.slice(2);
+if (!ENTRY[task]) {
+  console.error(`bootstrap: unknown task ${task} (one of ${Object.keys(ENTRY).join(', ')})`);
+  process.exit(2);
+}
+if (stale()) {
+  console.log('Installing npm packages (npm ci)…');
+  const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (npm.status !== 0) process.exit(npm.status ?? 1);
+}
+const [script, ...args] = ENTRY[task];
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, script), ...args, ...rest], {
+  cwd: process.cwd(),
+  stdio: 'inherit',
+});
+// Ctrl-C reaches the child too (same process group): let it stop what it started, then exit with it.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

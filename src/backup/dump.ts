@@ -1,0 +1,151 @@
+import { pipeline } from 'node:stream/promises';
+import { DumpRecordSchema, type DumpRecord } from '../catalog/manifest';
+import { dataKey, manifestKey, pendingKey, type BackupType } from '../catalog/naming';
+import { findDatabase, type LifelineConfig } from '../config/config';
+import { Encryptor } from '../crypto/encryptor';
+import { DEFAULT_CHUNK_BYTES } from '../crypto/format';
+import { keyProviderFor } from '../crypto/keys';
+import { LifelineError } from '../errors';
+import { chooseLevel, createCompressor, FILE_EXTENSION } from '../pipeline/compression';
+import { Meter } from '../pipeline/meter';
+import { pgTool, toolVersion } from '../postgres/binaries';
+import { classifyPgError, connect, resolveConnection } from '../postgres/connection';
+import { startPgDump } from '../postgres/pg-dump';
+import { exportSnapshot, takeInventory } from '../postgres/snapshot';
+import { localStorageFor } from './repository';
+
+export interface DumpRequest {
+  database: string;
+  backupId: string;
+  type: BackupType;
+  /** The workflow that owns this backup id: a retry of the same workflow resumes, another one conflicts. */
+  workflow?: { workflowId: string; runId: string };
+}
+
+export interface DumpProgress {
+  phase: 'connecting' | 'dumping' | 'storing';
+  rawBytes: number;
+  storedBytes: number;
+}
+
+export interface DumpHooks {
+  onProgress?: (progress: DumpProgress) => void;
+  /** Aborts the dump: pg_dump is killed and the temporary object removed. */
+  signal?: AbortSignal;
+  progressIntervalMs?: number;
+}
+
+/**
+ * Dumps one database into the local repository:
+ *   pg_dump -Fc -Z0 → meter → compress → meter → encrypt → meter+SHA-256 → temporary object → publish.
+ * Memory stays bounded whatever the database size; nothing becomes visible until complete.
+ * Returns the record the verification and catalog steps build on; it is also kept beside the
+ * object (`.pending.json`) so that a retry after a crash returns it instead of dumping again.
+ */
+export async function dumpToRepository(config: LifelineConfig, request: DumpRequest, hooks: DumpHooks = {}): Promise<DumpRecord> {
+  const db = findDatabase(config, request.database);
+  const storage = localStorageFor(db);
+  const { backupId: id } = request;
+
+  const previous = await storage.get(pendingKey(db.name, id));
+  if (previous) {
+    const record = DumpRecordSchema.parse(JSON.parse(previous.toString('utf8')));
+    if (record.workflow?.workflowId === request.workflow?.workflowId && (await storage.stat(record.object.key))) return record;
+    throw new LifelineError('ObjectExists', `backup id ${id} is already taken by ${record.workflow?.workflowId ?? 'another run'}`, {
+      hint: 'two backups of one database started in the same second; run the backup again',
+    });
+  }
+  if (await storage.stat(manifestKey(db.name, id))) {
+    throw new LifelineError('ObjectExists', `backup ${id} is already catalogued`, { hint: 'run the backup again' });
+  }
+  // Temporary objects of earlier attempts of this backup (a crashed worker leaves them).
+  await storage.removeIncomplete(`${db.name}/${id}`);
+
+  const conn = resolveConnection(db);
+  const keys = keyProviderFor(config);
+  const key = await keys.generateDataKey({ database: db.name, backupId: id });
+  const pgDumpVersion = await toolVersion(pgTool('pg_dump')).catch((err) => {
+    throw new LifelineError('ToolMissing', `cannot run pg_dump (${pgTool('pg_dump')}): ${(err as Error).message}`, {
+      hint: 'install the PostgreSQL client (postgresql-15 or newer), or set LIFELINE_PG_BIN',
+    });
+  });
+
+  const startedAt = new Date();
+  const raw = new Meter({ sha256: true });
+  const compressed = new Meter();
+  const stored = new Meter({ sha256: true });
+  hooks.onProgress?.({ phase: 'connecting', rawBytes: 0, storedBytes: 0 });
+  const client = await connect(conn);
+  let dump: ReturnType<typeof startPgDump> | undefined;
+  const writer = await storage.createWriter(dataKey(db.name, id, FILE_EXTENSION[config.compression.algorithm]));
+  const ticker = setInterval(
+    () => hooks.onProgress?.({ phase: 'dumping', rawBytes: raw.bytes, storedBytes: stored.bytes }),
+    hooks.progressIntervalMs ?? 2000,
+  );
+  try {
+    const snapshotId = await exportSnapshot(client).catch((err) => {
+      throw classifyPgError(err, conn.label);
+    });
+    const size = await client.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
+    const level = chooseLevel(config.compression.algorithm, Number(size.rows[0]!.n), config.compression.level);
+    dump = startPgDump({ conn, snapshotId, type: request.type });
+    const [, inventory] = await Promise.all([
+      pipeline(
+        dump.output,
+        raw,
+        createCompressor(config.compression.algorithm, level, config.parallelJobs),
+        compressed,
+        new Encryptor(key.plaintext, DEFAULT_CHUNK_BYTES),
+        stored,
+        writer.stream,
+        { signal: hooks.signal },
+      ),
+      takeInventory(client, request.type !== 'schema-only').catch((err) => {
+        throw classifyPgError(err, conn.label);
+      }),
+    ]);
+    hooks.onProgress?.({ phase: 'storing', rawBytes: raw.bytes, storedBytes: stored.bytes });
+    await writer.publish();
+
+    const record: DumpRecord = {
+      id,
+      database: db.name,
+      type: request.type,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      postgres: { serverVersion: inventory.serverVersion, pgDumpVersion },
+      sizes: {
+        databaseBytes: inventory.databaseBytes,
+        rawBytes: raw.bytes,
+        compressedBytes: compressed.bytes,
+        storedBytes: stored.bytes,
+      },
+      sha256: stored.sha256(),
+      rawSha256: raw.sha256(),
+      compression: { algorithm: config.compression.algorithm, level },
+      encryption: {
+        format: 'lifeline-aes-256-gcm-stream-v1',
+        chunkBytes: DEFAULT_CHUNK_BYTES,
+        keyProvider: keys.kind,
+        keyId: key.keyId,
+        wrappedKey: key.wrappedKey,
+      },
+      object: { storage: storage.name, key: dataKey(db.name, id, FILE_EXTENSION[config.compression.algorithm]) },
+      tables: inventory.tables,
+      largeObjects: inventory.largeObjects,
+      workflow: request.workflow,
+    };
+    await storage.putIfAbsent(pendingKey(db.name, id), Buffer.from(JSON.stringify(record, null, 2)));
+    return record;
+  } catch (err) {
+    await writer.abort();
+    if (hooks.signal?.aborted) throw hooks.signal.reason ?? err;
+    throw err;
+  } finally {
+    clearInterval(ticker);
+    if (dump && dump.proc.child.exitCode === null && dump.proc.child.signalCode === null) dump.proc.child.kill('SIGTERM');
+    key.plaintext.fill(0);
+    await client.query('COMMIT').catch(() => undefined);
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,30 @@
+import type { Duplex, Readable } from 'node:stream';
+import type { DumpRecord } from '../catalog/manifest';
+import { Decryptor } from '../crypto/decryptor';
+import type { KeyProvider } from '../crypto/keys';
+import { createDecompressor } from '../pipeline/compression';
+import { Meter } from '../pipeline/meter';
+import type { BackupStorage } from '../storage/storage';
+
+export interface BackupReadChain {
+  /** Stored bytes → meter → decrypt → decompress → meter: pipe `stages` into any sink. */
+  stages: [Readable, Meter, Decryptor, Duplex, Meter];
+  stored: Meter;
+  raw: Meter;
+}
+
+/** The stages that turn a stored backup back into the plain pg_dump archive, measuring both ends. */
+export async function openBackup(storage: BackupStorage, record: DumpRecord, keys: KeyProvider): Promise<BackupReadChain> {
+  const dataKey = await keys.unwrapDataKey(
+    { keyId: record.encryption.keyId, wrappedKey: record.encryption.wrappedKey },
+    { database: record.database, backupId: record.id },
+  );
+  const stored = new Meter({ sha256: true });
+  const raw = new Meter({ sha256: true });
+  const source = await storage.read(record.object.key);
+  return {
+    stages: [source, stored, new Decryptor(dataKey), createDecompressor(record.compression.algorithm), raw],
+    stored,
+    raw,
+  };
+}

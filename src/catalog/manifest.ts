@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { IntegrityError } from '../errors';
+import { BACKUP_TYPES } from './naming';
+
+export const TableCountSchema = z.object({
+  schema: z.string(),
+  name: z.string(),
+  /** 'table' holds rows itself; 'partitioned' is the parent of partitions, counted through them. */
+  kind: z.enum(['table', 'partitioned']),
+  rows: z.number().int().nonnegative(),
+});
+export type TableCount = z.infer<typeof TableCountSchema>;
+
+/** What the dump step produced: everything about the stored object, before it is verified. */
+export const DumpRecordSchema = z.object({
+  id: z.string(),
+  database: z.string(),
+  type: z.enum(BACKUP_TYPES),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  postgres: z.object({ serverVersion: z.string(), pgDumpVersion: z.string() }),
+  sizes: z.object({
+    databaseBytes: z.number().int().nonnegative(),
+    rawBytes: z.number().int().nonnegative(),
+    compressedBytes: z.number().int().nonnegative(),
+    storedBytes: z.number().int().nonnegative(),
+  }),
+  /** SHA-256 of the stored (encrypted) object: checkable without any key. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** SHA-256 of the plain pg_dump archive: proves decryption and decompression give back the dump. */
+  rawSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  compression: z.object({ algorithm: z.enum(['zstd', 'gzip']), level: z.number().int() }),
+  encryption: z.object({
+    format: z.literal('lifeline-aes-256-gcm-stream-v1'),
+    chunkBytes: z.number().int().positive(),
+    keyProvider: z.string(),
+    keyId: z.string(),
+    wrappedKey: z.string(),
+  }),
+  object: z.object({ storage: z.string(), key: z.string() }),
+  tables: z.array(TableCountSchema),
+  largeObjects: z.number().int().nonnegative(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }).optional(),
+});
+export type DumpRecord = z.infer<typeof DumpRecordSchema>;
+
+export const VerificationSchema = z.object({
+  verifiedAt: z.string(),
+  method: z.string(),
+  storedSha256: z.string(),
+  rawSha256: z.string(),
+  tocEntries: z.number().int().nonnegative(),
+  tableDataEntries: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative(),
+});
+export type Verification = z.infer<typeof VerificationSchema>;
+
+export const MANIFEST_VERSION = 1;
+
+/** The catalog entry: written only once a backup is complete and verified. */
+export const ManifestSchema = DumpRecordSchema.extend({
+  manifestVersion: z.literal(MANIFEST_VERSION),
+  status: z.literal('verified'),
+  verification: VerificationSchema,
+  trigger: z.string(),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+export function parseManifest(text: string, where: string): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new IntegrityError(`manifest ${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new IntegrityError(
+      `manifest ${where} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  }
+  return parsed.data;
+}

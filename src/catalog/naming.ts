@@ -1,0 +1,48 @@
+/**
+ * Backup ids and object keys. Pure functions: the workflow uses them too, so that the id of a backup
+ * is fixed before any activity runs and every retry writes the same objects.
+ */
+export const BACKUP_TYPES = ['full', 'schema-only', 'data-only', 'pre-restore'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
+/** Database names double as folder names and search-attribute values. */
+export const DATABASE_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
+
+const ID_PATTERN = /^(.+)_backup_(\d{8})_(\d{6})$/;
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** `<db>_backup_YYYYMMDD_HHMMSS` in UTC, as the runbook names them. */
+export function backupId(database: string, at: Date): string {
+  const date = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`;
+  const time = `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
+  return `${database}_backup_${date}_${time}`;
+}
+
+export function parseBackupId(id: string): { database: string; at: Date } | undefined {
+  const m = ID_PATTERN.exec(id);
+  if (!m) return undefined;
+  const [, database, d, t] = m as unknown as [string, string, string, string];
+  const at = new Date(
+    Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +t.slice(0, 2), +t.slice(2, 4), +t.slice(4, 6)),
+  );
+  return Number.isNaN(at.getTime()) ? undefined : { database, at };
+}
+
+/** The dump file: a pg_dump custom archive (`.dump`), compressed (`.zst`/`.gz`), encrypted (`.enc`). */
+export function dataKey(database: string, id: string, compressionExt: string): string {
+  return `${database}/${id}.dump.${compressionExt}.enc`;
+}
+
+export const MANIFEST_SUFFIX = '.manifest.json';
+
+export function manifestKey(database: string, id: string): string {
+  return `${database}/${id}${MANIFEST_SUFFIX}`;
+}
+
+/** Written once the dump is stored, before verification; never listed as a backup. */
+export function pendingKey(database: string, id: string): string {
+  return `${database}/${id}.pending.json`;
+}

@@ -1,0 +1,118 @@
+import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { LifelineConfig } from '../../config/config';
+import { userInfo } from 'node:os';
+import { BACKUP_TYPES, backupId, type BackupType } from '../../catalog/naming';
+import { LifelineError, UsageError } from '../../errors';
+import { createClient, workflowUiUrl } from '../../temporal/client';
+import {
+  BACKUP_WORKFLOW_TYPE,
+  BackupDatabase,
+  progressQuery,
+  type BackupWorkflowInput,
+  type BackupWorkflowResult,
+} from '../../../workflows/definitions';
+import type { Command } from '../command';
+import { config, dbOption, jsonOption, pickDatabase } from '../common';
+import { formatBytes, formatDuration, printJson } from '../output';
+
+interface HeartbeatProgress {
+  phase?: string;
+  rawBytes?: number;
+  storedBytes?: number;
+  bytesRead?: number;
+}
+
+export interface StartedBackup {
+  handle: WorkflowHandleWithFirstExecutionRunId;
+  workflowId: string;
+  link: string;
+}
+
+/** Starts the backup workflow for one database; only its name goes to Temporal. */
+export async function startBackup(client: Client, cfg: LifelineConfig, database: string, type: BackupType): Promise<StartedBackup> {
+  const workflowId = `lifeline-backup-${database}-manual-${backupId(database, new Date()).slice(-15)}`;
+  const input: BackupWorkflowInput = { database, type, trigger: `manual:${userInfo().username}` };
+  const handle = await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
+    taskQueue: cfg.temporal.taskQueue,
+    workflowId,
+    args: [input],
+    typedSearchAttributes: [{ key: BackupDatabase, value: database }],
+  });
+  return { handle, workflowId, link: workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId) };
+}
+
+/** Waits for the result; on a terminal, shows phase, bytes and rate from the heartbeats. */
+export async function waitForBackup(started: StartedBackup, options: { live: boolean }): Promise<BackupWorkflowResult> {
+  const { handle, link } = started;
+  const begin = Date.now();
+  const ticker = options.live
+    ? setInterval(async () => {
+        try {
+          const [desc, progress] = await Promise.all([handle.describe(), handle.query(progressQuery)]);
+          const beat = desc.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0]?.data;
+          const details: HeartbeatProgress = beat ? JSON.parse(Buffer.from(beat).toString('utf8')) : {};
+          const bytes = details.rawBytes ?? details.bytesRead ?? 0;
+          const seconds = (Date.now() - begin) / 1000;
+          process.stderr.write(
+            `\r  ${progress.phase.padEnd(11)} ${formatBytes(bytes).padStart(10)}  ${formatBytes(bytes / Math.max(seconds, 0.001)).padStart(10)}/s  ${formatDuration(Date.now() - begin)}   `,
+          );
+        } catch {
+          /* progress is best effort */
+        }
+      }, 1000)
+    : undefined;
+  try {
+    return (await handle.result()) as BackupWorkflowResult;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      let cause: Error | undefined = err;
+      while (cause?.cause instanceof Error) cause = cause.cause;
+      throw new LifelineError('BackupFailed', `backup failed: ${cause?.message ?? err.message}`, {
+        hint: `see the workflow history: ${link}`,
+      });
+    }
+    throw err;
+  } finally {
+    if (ticker) clearInterval(ticker);
+    if (options.live) process.stderr.write('\n');
+  }
+}
+
+export function describeResult(result: BackupWorkflowResult): string {
+  return (
+    `Backup ${result.backupId} verified in ${formatDuration(result.durationMs)}\n` +
+    `  dump ${formatBytes(result.rawBytes)} → stored ${formatBytes(result.storedBytes)} (sha256 ${result.sha256.slice(0, 16)}…)\n` +
+    `  ${result.location}\n`
+  );
+}
+
+export const backupCommand: Command = {
+  name: 'backup',
+  summary: 'take a backup now (runs the backup workflow)',
+  usage: 'lifeline backup [--db NAME] [--type full|schema-only|data-only] [--wait] [--json]',
+  details: `  --db NAME     database to back up (default: the only configured one)
+  --type TYPE   full (default), schema-only or data-only
+  --wait        wait for the backup to be verified, showing progress
+  --json        print the result as JSON (no progress output)`,
+  options: { ...dbOption, ...jsonOption, type: { type: 'string' }, wait: { type: 'boolean' } },
+  async run({ values }) {
+    const cfg = config();
+    const db = pickDatabase(cfg, values.db as string | undefined);
+    const type = (values.type as string | undefined) ?? 'full';
+    if (!(BACKUP_TYPES as readonly string[]).includes(type) || type === 'pre-restore') {
+      throw new UsageError(`--type ${type}: must be full, schema-only or data-only`);
+    }
+    const client = await createClient(cfg);
+    const started = await startBackup(client, cfg, db.name, type as BackupType);
+    if (!values.wait) {
+      if (values.json) printJson({ workflowId: started.workflowId, runId: started.handle.firstExecutionRunId, link: started.link });
+      else process.stdout.write(`Started backup of ${db.name}: workflow ${started.workflowId}\n  ${started.link}\n`);
+      return 0;
+    }
+    if (!values.json) process.stderr.write(`Backing up ${db.name} (workflow ${started.workflowId})\n  ${started.link}\n`);
+    const result = await waitForBackup(started, { live: !values.json && process.stderr.isTTY });
+    if (values.json) printJson(result);
+    else process.stdout.write(describeResult(result));
+    return 0;
+  },
+};

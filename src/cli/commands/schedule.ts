@@ -1,0 +1,49 @@
+import { UsageError } from '../../errors';
+import { createClient } from '../../temporal/client';
+import { applySchedules, backupScheduleId } from '../../temporal/schedules';
+import type { Command } from '../command';
+import { config, jsonOption } from '../common';
+import { printJson, table } from '../output';
+
+export const scheduleCommand: Command = {
+  name: 'schedule',
+  summary: 'create or update the daily backup Schedules (apply), or show them (list)',
+  usage: 'lifeline schedule apply|list [--json]',
+  options: { ...jsonOption },
+  allowPositionals: true,
+  async run({ values, positionals }) {
+    const [action] = positionals;
+    if (action !== 'apply' && action !== 'list') throw new UsageError('say `lifeline schedule apply` or `lifeline schedule list`');
+    const cfg = config();
+    const client = await createClient(cfg);
+    if (action === 'apply') {
+      const changes = await applySchedules(client, cfg);
+      if (values.json) printJson(changes);
+      else for (const c of changes) process.stdout.write(`${c.change.padEnd(8)} ${c.scheduleId}\n`);
+      return 0;
+    }
+    const rows = [];
+    for (const db of cfg.databases) {
+      const id = backupScheduleId(db.name);
+      try {
+        const d = await client.schedule.getHandle(id).describe();
+        rows.push({
+          scheduleId: id,
+          database: db.name,
+          spec: d.spec.calendars?.map((c) => c.comment || JSON.stringify(c)).join(', ') ?? '',
+          paused: d.state.paused,
+          next: d.info.nextActionTimes[0]?.toISOString() ?? '',
+          last: d.info.recentActions.at(-1)?.takenAt.toISOString() ?? '',
+        });
+      } catch {
+        rows.push({ scheduleId: id, database: db.name, spec: 'not applied (run `lifeline schedule apply`)', paused: false, next: '', last: '' });
+      }
+    }
+    if (values.json) printJson(rows);
+    else
+      process.stdout.write(
+        table(['SCHEDULE', 'SPEC', 'PAUSED', 'NEXT RUN (UTC)', 'LAST RUN'], rows.map((r) => [r.scheduleId, r.spec, r.paused ? 'yes' : 'no', r.next, r.last])) + '\n',
+      );
+    return 0;
+  },
+};

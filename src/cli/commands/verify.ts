@@ -1,0 +1,47 @@
+import { catalogFor, localStorageFor } from '../../backup/repository';
+import { verifyBackup } from '../../backup/verify';
+import type { Manifest } from '../../catalog/manifest';
+import { parseBackupId } from '../../catalog/naming';
+import { keyProviderFor } from '../../crypto/keys';
+import { errorMessage, UsageError } from '../../errors';
+import type { Command } from '../command';
+import { config, dbOption, jsonOption, pickDatabase, selectDatabases } from '../common';
+import { formatDuration, printJson } from '../output';
+
+export const verifyCommand: Command = {
+  name: 'verify',
+  summary: 'read backups back: checksum, decryption, decompression and pg_restore --list',
+  usage: 'lifeline verify ID | --all [--db NAME] [--json]',
+  options: { ...dbOption, ...jsonOption, all: { type: 'boolean' } },
+  allowPositionals: true,
+  async run({ values, positionals }) {
+    const cfg = config();
+    if (Boolean(values.all) === (positionals.length > 0)) throw new UsageError('give one backup ID, or --all');
+    const targets: Manifest[] = [];
+    if (values.all) {
+      for (const db of selectDatabases(cfg, values.db as string | undefined)) targets.push(...(await catalogFor(db).list(db.name)));
+    } else {
+      for (const id of positionals) {
+        const database = parseBackupId(id)?.database;
+        if (!database) throw new UsageError(`${id} is not a backup id (like moneyflow_backup_20261126_030000)`);
+        targets.push(await catalogFor(pickDatabase(cfg, database)).get(id));
+      }
+    }
+    const keys = keyProviderFor(cfg);
+    const results = [];
+    for (const manifest of targets) {
+      const storage = localStorageFor(pickDatabase(cfg, manifest.database));
+      try {
+        const v = await verifyBackup(storage, manifest, keys);
+        results.push({ id: manifest.id, ok: true, tocEntries: v.tocEntries, durationMs: v.durationMs });
+        if (!values.json) process.stdout.write(`OK    ${manifest.id}  (${v.tocEntries} archive entries, ${formatDuration(v.durationMs)})\n`);
+      } catch (err) {
+        results.push({ id: manifest.id, ok: false, error: errorMessage(err) });
+        if (!values.json) process.stdout.write(`FAIL  ${manifest.id}  ${errorMessage(err)}\n`);
+      }
+    }
+    if (values.json) printJson(results);
+    else if (targets.length === 0) process.stdout.write('No backups to verify.\n');
+    return results.every((r) => r.ok) ? 0 : 1;
+  },
+};

@@ -1,0 +1,24 @@
+import { createClient } from '../../temporal/client';
+import { ensureSearchAttributes } from '../../temporal/search-attributes';
+import { createWorker } from '../../temporal/worker';
+import { logger } from '../../logger';
+import type { Command } from '../command';
+import { config } from '../common';
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'run a worker: executes backup workflows and their steps until stopped (SIGINT/SIGTERM)',
+  usage: 'lifeline worker',
+  options: {},
+  async run() {
+    const cfg = config();
+    const client = await createClient(cfg);
+    await ensureSearchAttributes(client.connection, cfg.temporal.namespace);
+    await client.connection.close();
+    const worker = await createWorker(cfg);
+    logger.info({ taskQueue: cfg.temporal.taskQueue, address: cfg.temporal.address, databases: cfg.databases.map((d) => d.name) }, 'worker started');
+    await worker.run();
+    logger.info('worker stopped');
+    return 0;
+  },
+};

@@ -1,0 +1,44 @@
+import { LifelineError } from '../errors';
+import type { CompressionAlgorithm } from '../pipeline/compression';
+
+export type ScheduleSpec = { kind: 'daily'; hour: number; minute: number } | { kind: 'cron'; expression: string } | { kind: 'off' };
+
+/**
+ * One database Lifeline backs up. `url` may hold a password: it stays on the worker side and is
+ * never passed to Temporal (workflows only see `name`).
+ */
+export interface DatabaseConfig {
+  name: string;
+  url: string;
+  /** Environment variable holding the password, read when connecting. */
+  passwordEnv?: string;
+  schedule: ScheduleSpec;
+  retentionDays: number;
+  backupDir: string;
+  production: boolean;
+  allowForceRestore: boolean;
+}
+
+export interface LifelineConfig {
+  /** Where the configuration came from, for messages. */
+  sources: string[];
+  backupDir: string;
+  retentionDays: number;
+  encryption: { keyFile: string; cipher: 'aes-256-gcm' };
+  compression: { algorithm: CompressionAlgorithm; level?: number };
+  parallelJobs: number;
+  notifications: { webhookUrl?: string; email: string[] };
+  temporal: { address: string; namespace: string; taskQueue: string };
+  databases: DatabaseConfig[];
+}
+
+export function findDatabase(config: LifelineConfig, name: string): DatabaseConfig {
+  const db = config.databases.find((d) => d.name === name);
+  if (!db) {
+    const known = config.databases.map((d) => d.name).join(', ') || 'none';
+    throw new LifelineError('UnknownDatabase', `unknown database "${name}" (configured: ${known})`, {
+      hint: 'use one of the configured names, or add the database to lifeline.config.yaml',
+    });
+  }
+  return db;
+}

@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError } from '../errors';
+import type { DatabaseConfig, LifelineConfig, ScheduleSpec } from './config';
+import { demoDatabaseUrl } from './demo';
+import { GlobalSchema } from './schema';
+
+/** Each global setting: its environment variable (which wins) and its key in the config file. */
+const SETTINGS = [
+  ['backupDir', 'BACKUP_DIR', '.lifeline/backups'],
+  ['retentionDays', 'BACKUP_RETENTION_DAYS', '30'],
+  ['encryptionKey', 'BACKUP_ENCRYPTION_KEY', '.lifeline/keys/master.key'],
+  ['cipher', 'BACKUP_CIPHER', 'aes-256-gcm'],
+  ['compression', 'BACKUP_COMPRESSION', 'zstd'],
+  ['compressionLevel', 'BACKUP_COMPRESSION_LEVEL', undefined],
+  ['parallelJobs', 'BACKUP_PARALLEL_JOBS', '2'],
+  ['webhookUrl', 'BACKUP_WEBHOOK_URL', undefined],
+  ['emailNotifications', 'BACKUP_EMAIL_NOTIFICATIONS', undefined],
+  ['temporalAddress', 'TEMPORAL_ADDRESS', '127.0.0.1:7233'],
+  ['temporalNamespace', 'TEMPORAL_NAMESPACE', 'default'],
+  ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
+  ['databaseUrl', 'DATABASE_URL', undefined],
+] as const;
+
+export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Explicit config file; otherwise LIFELINE_CONFIG, then lifeline.config.{json,yaml,yml} in cwd. */
+  file?: string;
+}
+
+function findConfigFile(env: NodeJS.ProcessEnv, cwd: string, explicit?: string): string | undefined {
+  const named = explicit ?? env.LIFELINE_CONFIG;
+  if (named) return path.resolve(cwd, named);
+  return CONFIG_FILE_NAMES.map((n) => path.join(cwd, n)).find((f) => existsSync(f));
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`config file ${file} cannot be read: ${(err as Error).message}`]);
+  }
+  let data: unknown;
+  try {
+    data = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError([`config file ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError([`config file ${file} must hold an object with a "databases" list`]);
+  }
+  return data as Record<string, unknown>;
+}
+
+function parseSchedule(spec: string): ScheduleSpec {
+  if (spec === 'off') return { kind: 'off' };
+  const m = /^(\d\d):(\d\d)$/.exec(spec);
+  if (m) return { kind: 'daily', hour: Number(m[1]), minute: Number(m[2]) };
+  return { kind: 'cron', expression: spec.trim() };
+}
+
+function show(value: unknown): string {
+  return value === undefined ? '(unset)' : JSON.stringify(value);
+}
+
+/** Loads and validates the whole configuration; throws one ConfigError listing every problem. */
+export function loadConfig(options: LoadOptions = {}): LifelineConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const file = findConfigFile(env, cwd, options.file);
+  const fileData = file ? readConfigFile(file) : {};
+  const fileLabel = file ? path.basename(file) : '';
+
+  const raw: Record<string, unknown> = {};
+  const label: Record<string, string> = {};
+  const fileKeys = new Set<string>([...SETTINGS.map(([k]) => k), 'databases']);
+  const problems: string[] = [];
+  for (const key of Object.keys(fileData)) {
+    if (!fileKeys.has(key)) problems.push(`${fileLabel}: unknown key "${key}" (allowed: ${[...fileKeys].join(', ')})`);
+  }
+  for (const [key, envVar, fallback] of SETTINGS) {
+    const fromEnv = env[envVar];
+    if (fromEnv !== undefined && fromEnv !== '') {
+      raw[key] = fromEnv;
+      label[key] = envVar;
+    } else if (fileData[key] !== undefined) {
+      raw[key] = fileData[key];
+      label[key] = `${fileLabel}: ${key}`;
+    } else {
+      raw[key] = fallback;
+      label[key] = envVar;
+    }
+  }
+  if (fileData.databases !== undefined) raw.databases = fileData.databases;
+  if (raw.databaseUrl === undefined && raw.databases === undefined) raw.databaseUrl = demoDatabaseUrl(cwd);
+
+  const parsed = GlobalSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const [top, ...rest] = issue.path.map(String);
+      let value: unknown = raw;
+      for (const p of issue.path) value = (value as Record<string | number, unknown> | undefined)?.[p as string];
+      const where =
+        top === 'databases'
+          ? `${fileLabel}: databases${rest.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')}`
+          : (label[top ?? ''] ?? top ?? 'configuration');
+      problems.push(`${where} = ${show(value)}: ${issue.message}`);
+    }
+  }
+  if (!parsed.success || problems.length) throw new ConfigError(problems);
+  const c = parsed.data;
+  const resolve = (p: string) => path.resolve(cwd, p);
+
+  const entries = c.databases ?? [];
+  const databases: DatabaseConfig[] = [];
+  if (entries.length === 0) {
+    if (!c.databaseUrl) {
+      throw new ConfigError([
+        'no database configured: set DATABASE_URL, or list databases in lifeline.config.yaml (or run `npm start` for the demo)',
+      ]);
+    }
+    const dbName = decodeURIComponent(new URL(c.databaseUrl).pathname.slice(1));
+    databases.push({
+      name: dbName.replace(/[^a-zA-Z0-9_-]/g, '_'),
+      url: c.databaseUrl,
+      schedule: { kind: 'daily', hour: 3, minute: 0 },
+      retentionDays: c.retentionDays,
+      backupDir: resolve(c.backupDir),
+      production: false,
+      allowForceRestore: true,
+    });
+  }
+  const seen = new Set<string>();
+  entries.forEach((d, i) => {
+    const where = `${fileLabel}: databases[${i}]`;
+    if (seen.has(d.name)) problems.push(`${where}.name = ${show(d.name)}: names must be unique`);
+    seen.add(d.name);
+    const url = d.url ?? (d.urlEnv ? env[d.urlEnv] : undefined);
+    if (d.url && d.urlEnv) problems.push(`${where}: set either url or urlEnv, not both`);
+    if (!url) {
+      problems.push(
+        d.urlEnv
+          ? `${where}.urlEnv = ${show(d.urlEnv)}: environment variable ${d.urlEnv} is not set`
+          : `${where}: needs url (postgresql://user@host:5432/db) or urlEnv`,
+      );
+      return;
+    }
+    if (d.urlEnv) {
+      const check = GlobalSchema.shape.databaseUrl.safeParse(url);
+      if (!check.success) problems.push(`${d.urlEnv} (from ${where}.urlEnv): ${check.error.issues[0]?.message}`);
+    }
+    databases.push({
+      name: d.name,
+      url,
+      passwordEnv: d.passwordEnv,
+      schedule: parseSchedule(d.schedule),
+      retentionDays: d.retentionDays ?? c.retentionDays,
+      backupDir: resolve(d.backupDir ?? c.backupDir),
+      production: d.production,
+      allowForceRestore: d.allowForceRestore ?? !d.production,
+    });
+  });
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    sources: [file ? file : 'environment'],
+    backupDir: resolve(c.backupDir),
+    retentionDays: c.retentionDays,
+    // aes-256-cbc (the runbook's openssl default) is accepted and served by the authenticated GCM format.
+    encryption: { keyFile: resolve(c.encryptionKey), cipher: 'aes-256-gcm' },
+    compression: { algorithm: c.compression, level: c.compressionLevel },
+    parallelJobs: c.parallelJobs,
+    notifications: { webhookUrl: c.webhookUrl, email: c.emailNotifications ?? [] },
+    temporal: { address: c.temporalAddress, namespace: c.temporalNamespace, taskQueue: c.taskQueue },
+    databases,
+  };
+}

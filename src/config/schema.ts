@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { DATABASE_NAME_PATTERN } from '../catalog/naming';
+import { COMPRESSION_LEVELS } from '../pipeline/compression';
+
+/** Accepts 12 or "12" (environment variables are strings) and checks the range. */
+const int = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+    z.number({ error: `must be a whole number from ${min} to ${max}` })
+      .int({ error: `must be a whole number from ${min} to ${max}` })
+      .min(min, { error: `must be a whole number from ${min} to ${max}` })
+      .max(max, { error: `must be a whole number from ${min} to ${max}` }),
+  );
+
+const bool = z.preprocess(
+  (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
+  z.boolean({ error: 'must be true or false' }),
+);
+
+export const postgresUrl = z.string({ error: 'must be a postgresql:// URL' }).superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be a URL like postgresql://user@host:5432/dbname' });
+    return;
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+    ctx.addIssue({ code: 'custom', message: `must use postgresql:// (got ${url.protocol}//)` });
+  } else if (!decodeURIComponent(url.pathname.replace(/^\//, ''))) {
+    ctx.addIssue({ code: 'custom', message: 'must name a database, as in postgresql://user@host:5432/dbname' });
+  }
+});
+
+const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const CRON_FIELD = /^[\d*,/\-A-Za-z?LW#]+$/;
+export const scheduleSpec = z.string({ error: 'must be a string' }).refine(
+  (s) => s === 'off' || HHMM.test(s) || (s.trim().split(/\s+/).length === 5 && s.trim().split(/\s+/).every((f) => CRON_FIELD.test(f))),
+  { error: 'must be "HH:MM" (daily, UTC), a 5-field cron expression (UTC), or "off"' },
+);
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' });
+
+export const DatabaseEntrySchema = z.strictObject({
+  name: z.string().regex(DATABASE_NAME_PATTERN, {
+    error: 'must be 1-63 letters, digits, "_" or "-", starting with a letter or digit',
+  }),
+  url: postgresUrl.optional(),
+  urlEnv: envName.optional(),
+  passwordEnv: envName.optional(),
+  schedule: scheduleSpec.default('03:00'),
+  retentionDays: int(1, 36500).optional(),
+  backupDir: z.string().min(1).optional(),
+  production: bool.default(false),
+  allowForceRestore: bool.optional(),
+});
+export type DatabaseEntry = z.infer<typeof DatabaseEntrySchema>;
+
+export const GlobalSchema = z
+  .object({
+    backupDir: z.string().min(1, { error: 'must be a folder path' }),
+    retentionDays: int(1, 36500),
+    encryptionKey: z.string().min(1, { error: 'must be the path of a key file' }),
+    cipher: z.enum(['aes-256-gcm', 'aes-256-cbc'], { error: 'must be aes-256-gcm (aes-256-cbc is accepted as an alias)' }),
+    compression: z.enum(['zstd', 'gzip'], { error: 'must be zstd or gzip' }),
+    compressionLevel: int(1, 19).optional(),
+    parallelJobs: int(1, 64),
+    webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    emailNotifications: z
+      .string()
+      .transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean))
+      .pipe(z.array(z.email({ error: 'must be a comma-separated list of e-mail addresses' })))
+      .optional(),
+    temporalAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port, like 127.0.0.1:7233' }),
+    temporalNamespace: z.string().min(1),
+    taskQueue: z.string().min(1),
+    databaseUrl: postgresUrl.optional(),
+    databases: z.array(DatabaseEntrySchema).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.compressionLevel === undefined) return;
+    const range = COMPRESSION_LEVELS[c.compression];
+    if (c.compressionLevel < range.min || c.compressionLevel > range.max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['compressionLevel'],
+        message: `must be from ${range.min} to ${range.max} for ${c.compression}`,
+      });
+    }
+  });

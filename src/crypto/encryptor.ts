@@ -1,0 +1,57 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { Transform, TransformCallback } from 'node:stream';
+import { ChunkBuffer } from './chunk-buffer';
+import { DEFAULT_CHUNK_BYTES, KEY_BYTES, NONCE_PREFIX_BYTES, chunkNonce, encodeHeader, type Header } from './format';
+
+/** Encrypts a byte stream into Lifeline's chunked AES-256-GCM format (see format.ts). */
+export class Encryptor extends Transform {
+  private readonly key: Buffer;
+  private readonly header: Header;
+  private readonly pending = new ChunkBuffer();
+  private index = 0;
+
+  constructor(dataKey: Buffer, chunkBytes = DEFAULT_CHUNK_BYTES) {
+    super();
+    if (dataKey.length !== KEY_BYTES) throw new RangeError(`data key must be ${KEY_BYTES} bytes`);
+    this.key = Buffer.from(dataKey);
+    this.header = encodeHeader(this.key, chunkBytes, randomBytes(NONCE_PREFIX_BYTES));
+    this.push(this.header.raw);
+  }
+
+  override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.pending.push(data);
+    try {
+      // Keep at least one byte back: the last chunk must be the short one, and we cannot know
+      // that a full chunk is the last until the input ends.
+      while (this.pending.length > this.header.chunkBytes) {
+        this.push(this.seal(this.pending.take(this.header.chunkBytes), false));
+      }
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      const rest = this.pending.takeAll();
+      if (rest.length === this.header.chunkBytes) {
+        this.push(this.seal(rest, false));
+        this.push(this.seal(Buffer.alloc(0), true));
+      } else {
+        this.push(this.seal(rest, true));
+      }
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  private seal(plain: Buffer, last: boolean): Buffer {
+    const cipher = createCipheriv('aes-256-gcm', this.key, chunkNonce(this.header.noncePrefix, this.index++, last));
+    cipher.setAAD(this.header.raw);
+    const body = cipher.update(plain);
+    cipher.final();
+    return Buffer.concat([body, cipher.getAuthTag()]);
+  }
+}

@@ -1,0 +1,17 @@
+/** What Lifeline tells people about. No secrets: database names, ids, sizes and messages only. */
+export interface Notice {
+  severity: 'info' | 'warning' | 'critical';
+  /** Short machine-readable kind, e.g. backup.succeeded, backup.failed. */
+  event: string;
+  database: string;
+  title: string;
+  text: string;
+  backupId?: string;
+  /** Link to the workflow in the Temporal Web UI, when known. */
+  link?: string;
+}
+
+export interface Notifier {
+  readonly name: string;
+  send(notice: Notice): Promise<void>;
+}

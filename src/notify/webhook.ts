@@ -1,0 +1,48 @@
+import { LifelineError } from '../errors';
+import type { Notice, Notifier } from './notifier';
+
+const EMOJI: Record<Notice['severity'], string> = { info: ':white_check_mark:', warning: ':warning:', critical: ':rotating_light:' };
+
+/** Posts Slack-compatible JSON (`text` plus the structured notice) to BACKUP_WEBHOOK_URL. */
+export class WebhookNotifier implements Notifier {
+  readonly name = 'webhook';
+
+  constructor(
+    private readonly url: string,
+    private readonly attempts = 3,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /** Delivers with a few quick retries: a notice should not wait for the next backup. */
+  async send(notice: Notice): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.post(notice);
+      } catch (err) {
+        if (attempt >= this.attempts || !(err instanceof LifelineError) || !err.retryable) throw err;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async post(notice: Notice): Promise<void> {
+    const text = `${EMOJI[notice.severity]} *${notice.title}*\n${notice.text}${notice.link ? `\n<${notice.link}|Open in Temporal>` : ''}`;
+    let response: Response;
+    try {
+      response = await fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text, lifeline: notice }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw new LifelineError('NotifyFailed', `webhook ${new URL(this.url).host} unreachable: ${(err as Error).message}`, { retryable: true });
+    }
+    if (!response.ok) {
+      throw new LifelineError('NotifyFailed', `webhook ${new URL(this.url).host} answered ${response.status}`, {
+        retryable: response.status >= 500 || response.status === 429,
+        hint: 'check BACKUP_WEBHOOK_URL',
+      });
+    }
+  }
+}

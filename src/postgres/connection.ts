@@ -1,0 +1,115 @@
+import pg from 'pg';
+import type { DatabaseConfig } from '../config/config';
+import { LifelineError } from '../errors';
+
+/** A connection resolved on the worker side: the password never leaves this process's memory. */
+export interface ResolvedConnection {
+  /** The URL without its password: safe for argv, logs and messages. */
+  safeUrl: string;
+  password?: string;
+  /** Host and database, for messages. */
+  label: string;
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
+  const url = new URL(db.url);
+  let password = url.password ? decodeURIComponent(url.password) : undefined;
+  if (db.passwordEnv) {
+    password = env[db.passwordEnv];
+    if (password === undefined) {
+      throw new LifelineError('PgAuthFailed', `environment variable ${db.passwordEnv} (password of database ${db.name}) is not set on this worker`, {
+        hint: `export ${db.passwordEnv} in the worker's environment`,
+      });
+    }
+  }
+  url.password = '';
+  return {
+    safeUrl: url.toString(),
+    password,
+    label: `${url.hostname}:${url.port || 5432}/${decodeURIComponent(url.pathname.slice(1))}`,
+  };
+}
+
+/** Environment for libpq programs (pg_dump, pg_restore, psql): the password goes here, not on argv. */
+export function libpqEnv(conn: ResolvedConnection, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = { ...base };
+  if (conn.password !== undefined) env.PGPASSWORD = conn.password;
+  return env;
+}
+
+const HEALS_BY_ITSELF = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P03', '53300', '57P01']);
+
+/** Sorts a connection error into "fix your configuration" (not retried) and "try again later". */
+export function classifyPgError(err: unknown, label: string): LifelineError {
+  if (err instanceof LifelineError) return err;
+  const e = err as { code?: string; message?: string };
+  const text = e.message ?? String(err);
+  if (e.code === '28P01' || e.code === '28000' || /password authentication failed|no password supplied|password must be a string/i.test(text)) {
+    return new LifelineError('PgAuthFailed', `authentication to ${label} failed: ${text}`, {
+      hint: 'check the user and password (URL, passwordEnv, .pgpass or PGPASSFILE) the worker uses',
+      cause: err,
+    });
+  }
+  if (e.code === '3D000' || /database ".*" does not exist/.test(text)) {
+    return new LifelineError('PgUnknownDatabase', `${label}: ${text}`, {
+      hint: 'check the database name in DATABASE_URL or lifeline.config.*',
+      cause: err,
+    });
+  }
+  if (e.code === '42501' || /permission denied/i.test(text)) {
+    return new LifelineError('PgPermissionDenied', `${label}: ${text}`, {
+      hint: 'the backup role needs SELECT on every table (for example the pg_read_all_data role)',
+      cause: err,
+    });
+  }
+  if ((e.code && HEALS_BY_ITSELF.has(e.code)) || /connection refused|could not connect|timeout|terminating connection|server closed/i.test(text)) {
+    return new LifelineError('PgUnavailable', `cannot reach ${label}: ${text}`, {
+      retryable: true,
+      hint: 'the server may be down or restarting; Lifeline retries',
+      cause: err,
+    });
+  }
+  return new LifelineError('PgError', `${label}: ${text}`, { retryable: true, cause: err });
+}
+
+export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
+  // node-postgres lets a connection string override an explicit password, so the password goes
+  // back into the URL here, in this process's memory only.
+  const url = new URL(conn.safeUrl);
+  if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
+  const client = new pg.Client({ connectionString: url.toString(), application_name: 'lifeline' });
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw classifyPgError(err, conn.label);
+  }
+  // An idle connection error (server restart) must not crash the worker.
+  client.on('error', () => undefined);
+  return client;
+}
+
+export async function withConnection<T>(conn: ResolvedConnection, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(conn);
+  try {
+    return await fn(client);
+  } catch (err) {
+    throw classifyPgError(err, conn.label);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}

@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+import type { BackupType } from '../catalog/naming';
+import { LifelineError } from '../errors';
+import { processOutput, spawnChild, type ChildStream } from '../pipeline/child-process';
+import { pgTool } from './binaries';
+import { classifyPgError, libpqEnv, type ResolvedConnection } from './connection';
+
+export interface PgDumpOptions {
+  conn: ResolvedConnection;
+  snapshotId: string;
+  type: BackupType;
+}
+
+function typeArgs(type: BackupType): string[] {
+  if (type === 'schema-only') return ['--schema-only'];
+  if (type === 'data-only') return ['--data-only'];
+  return [];
+}
+
+function classifyDumpFailure(label: string) {
+  return (code: number | null, signal: NodeJS.Signals | null, stderr: string): Error => {
+    if (/server version mismatch/.test(stderr)) {
+      return new LifelineError('PgDumpVersionMismatch', `pg_dump is older than the server of ${label}: ${stderr}`, {
+        hint: 'install the PostgreSQL client of the server\'s major version or newer, or set LIFELINE_PG_BIN',
+      });
+    }
+    if (signal) return new LifelineError('PgDumpFailed', `pg_dump was killed by ${signal}`, { retryable: true });
+    const classified = classifyPgError(new Error(stderr || `pg_dump exited with status ${code}`), label);
+    return classified.code === 'PgError'
+      ? new LifelineError('PgDumpFailed', `pg_dump of ${label} exited with status ${code}: ${stderr}`, { retryable: true })
+      : classified;
+  };
+}
+
+/**
+ * Starts pg_dump in custom format without its own compression (the pipeline compresses), reading the
+ * exported snapshot. No shell: the URL on argv carries no password (it travels in PGPASSWORD).
+ */
+export function startPgDump(options: PgDumpOptions): { proc: ChildStream; output: Readable } {
+  const args = [
+    '--format=custom',
+    '-Z0',
+    '--no-password',
+    `--snapshot=${options.snapshotId}`,
+    ...typeArgs(options.type),
+    `--dbname=${options.conn.safeUrl}`,
+  ];
+  const proc = spawnChild(pgTool('pg_dump'), args, {
+    env: libpqEnv(options.conn),
+    classify: classifyDumpFailure(options.conn.label),
+  });
+  return { proc, output: processOutput(proc) };
+}

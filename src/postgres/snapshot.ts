@@ -1,0 +1,62 @@
+import type pg from 'pg';
+import type { TableCount } from '../catalog/manifest';
+import { quoteIdent } from './connection';
+
+export interface DatabaseInventory {
+  serverVersion: string;
+  databaseBytes: number;
+  tables: TableCount[];
+  largeObjects: number;
+}
+
+/** User tables (not extension members), with partitioned parents marked. */
+const TABLES_SQL = `
+  SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+  ORDER BY 1, 2`;
+
+/**
+ * Opens a REPEATABLE READ transaction and exports its snapshot, so that pg_dump (`--snapshot`) and
+ * the row counts recorded in the manifest see exactly the same data. Keep it open until pg_dump ends.
+ */
+export async function exportSnapshot(client: pg.Client): Promise<string> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+  return rows[0]!.id;
+}
+
+export async function listTables(client: pg.Client): Promise<Array<Omit<TableCount, 'rows'>>> {
+  const { rows } = await client.query<{ schema: string; name: string; kind: string }>(TABLES_SQL);
+  return rows.map((r) => ({ schema: r.schema, name: r.name, kind: r.kind === 'p' ? 'partitioned' : 'table' }));
+}
+
+export async function countRows(client: pg.Client, table: Omit<TableCount, 'rows'>): Promise<number> {
+  // A partitioned parent holds no rows itself: count it through its partitions.
+  const only = table.kind === 'table' ? 'ONLY ' : '';
+  const { rows } = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+  );
+  return Number(rows[0]!.n);
+}
+
+/** Everything the manifest records about the database, read inside the exported snapshot. */
+export async function takeInventory(client: pg.Client, withRows: boolean): Promise<DatabaseInventory> {
+  const version = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+  const size = await client.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
+  const lo = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_largeobject_metadata');
+  const tables: TableCount[] = [];
+  for (const table of await listTables(client)) {
+    tables.push({ ...table, rows: withRows ? await countRows(client, table) : 0 });
+  }
+  return {
+    serverVersion: version.rows[0]!.v.split(' ')[0]!,
+    databaseBytes: Number(size.rows[0]!.n),
+    tables,
+    largeObjects: withRows ? Number(lo.rows[0]!.n) : 0,
+  };
+}

@@ -1,0 +1,41 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Where backups live. Keys are slash-separated relative paths such as
+ * `moneyflow/moneyflow_backup_20261126_030000.dump.zst.enc`.
+ *
+ * Writes are all-or-nothing: bytes go to a hidden temporary object and become visible under their
+ * key only on `publish()`, which never replaces an existing object.
+ */
+export interface StorageWriter {
+  stream: Writable;
+  /** Makes the object visible; throws ObjectExistsError when the key is taken. */
+  publish(): Promise<void>;
+  /** Removes the temporary object. Safe to call more than once. */
+  abort(): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+export interface BackupStorage {
+  /** The name operators use for it: `local`, `offsite`, … */
+  readonly name: string;
+  /** Where it is, for messages (a folder or s3://bucket/prefix). */
+  readonly location: string;
+  createWriter(key: string): Promise<StorageWriter>;
+  read(key: string): Promise<Readable>;
+  /** Writes a small object only if the key is free; returns false when it already exists. */
+  putIfAbsent(key: string, body: Buffer): Promise<boolean>;
+  get(key: string): Promise<Buffer | undefined>;
+  stat(key: string): Promise<StoredObject | undefined>;
+  list(prefix: string): Promise<StoredObject[]>;
+  delete(key: string): Promise<void>;
+  /** Removes temporary objects left under `prefix` by writers that never published or aborted. */
+  removeIncomplete(prefix: string): Promise<string[]>;
+  /** Where a key is, for messages and manifests. */
+  describe(key: string): string;
+}

@@ -1,0 +1,27 @@
+import { Client, Connection } from '@temporalio/client';
+import type { LifelineConfig } from '../config/config';
+import { LifelineError } from '../errors';
+
+export async function connectTemporal(address: string): Promise<Connection> {
+  try {
+    return await Connection.connect({ address, connectTimeout: '5s' });
+  } catch (err) {
+    throw new LifelineError('TemporalUnavailable', `cannot reach Temporal at ${address}: ${(err as Error).message}`, {
+      retryable: true,
+      hint: 'start it with `npm start` (lifeline up), or set TEMPORAL_ADDRESS to a running server',
+      cause: err,
+    });
+  }
+}
+
+export async function createClient(config: LifelineConfig): Promise<Client> {
+  const connection = await connectTemporal(config.temporal.address);
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** The Web UI address of a workflow, for messages (dev server default; TEMPORAL_UI_URL overrides). */
+export function workflowUiUrl(config: LifelineConfig, workflowId: string, runId?: string): string {
+  const base = process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233';
+  const tail = runId ? `/${encodeURIComponent(runId)}` : '';
+  return `${base}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}${tail}`;
+}

@@ -1,0 +1,129 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { BACKUP_TYPES, backupId, DATABASE_NAME_PATTERN, type BackupType } from '../src/catalog/naming';
+import {
+  BackupDatabase,
+  BackupId,
+  BackupStatus,
+  progressQuery,
+  type BackupProgress,
+  type BackupStatusValue,
+  type BackupWorkflowInput,
+  type BackupWorkflowResult,
+} from './definitions';
+
+/** Quick steps: retried a few times, then the backup fails and someone is told. */
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+
+/** Long steps heartbeat their progress; a silent worker (crash) is noticed within the heartbeat timeout. */
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
+});
+
+/** The message an operator needs: the innermost cause (an ActivityFailure wraps the real error). */
+function rootMessage(err: unknown): string {
+  let current = err as { message?: string; cause?: unknown } | undefined;
+  while (current?.cause) current = current.cause as typeof current;
+  return current?.message ?? String(err);
+}
+
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'InvalidInput');
+}
+
+/**
+ * The daily backup, as the runbook describes it: check the database → dump, compress, encrypt and
+ * store → verify → catalog → notify. The backup id is fixed here, before any step runs, so a retried
+ * step works on the same backup and never makes a second one.
+ */
+export async function backupWorkflow(input: BackupWorkflowInput): Promise<BackupWorkflowResult> {
+  const database = input?.database;
+  const type: BackupType = input?.type ?? 'full';
+  const trigger = input?.trigger ?? 'manual';
+  if (typeof database !== 'string' || !DATABASE_NAME_PATTERN.test(database)) {
+    throw invalid(`input.database ${JSON.stringify(database)} is not a database name (letters, digits, "_" or "-")`);
+  }
+  if (!BACKUP_TYPES.includes(type)) {
+    throw invalid(`input.type ${JSON.stringify(type)} is not one of ${BACKUP_TYPES.join(', ')}`);
+  }
+
+  const started = Date.now();
+  const id = backupId(database, new Date(started));
+  const progress: BackupProgress = { backupId: id, database, phase: 'preflight', startedAt: new Date(started).toISOString() };
+  setHandler(progressQuery, () => progress);
+  const status = (value: BackupStatusValue) =>
+    upsertSearchAttributes([
+      { key: BackupDatabase, value: database },
+      { key: BackupId, value: id },
+      { key: BackupStatus, value },
+    ]);
+  status('RUNNING');
+
+  try {
+    await quick.checkDatabase(database);
+    progress.phase = 'dumping';
+    const record = await long.dumpDatabase({ database, backupId: id, type });
+    progress.phase = 'verifying';
+    status('VERIFYING');
+    const verification = await long.verifyBackup(record);
+    progress.phase = 'cataloguing';
+    const location = await quick.catalogBackup(record, verification, trigger);
+    status('VERIFIED');
+
+    progress.phase = 'notifying';
+    const sent = await quick.notify({
+      severity: 'info',
+      event: 'backup.succeeded',
+      database,
+      backupId: id,
+      title: `Backup ${id} verified`,
+      text: `${type} backup of ${database}: ${record.sizes.rawBytes} bytes dumped, ${record.sizes.storedBytes} stored at ${location}.`,
+    });
+    progress.phase = 'done';
+    return {
+      backupId: id,
+      database,
+      type,
+      location,
+      rawBytes: record.sizes.rawBytes,
+      storedBytes: record.sizes.storedBytes,
+      sha256: record.sha256,
+      durationMs: Date.now() - started,
+      notified: sent.delivered,
+    };
+  } catch (err) {
+    progress.phase = 'failed';
+    progress.error = rootMessage(err);
+    status('FAILED');
+    log.error('backup failed', { backupId: id, error: progress.error });
+    // Runs even when the workflow was cancelled: nothing half-written stays behind (a catalogued
+    // backup is never removed), and someone hears about it.
+    await CancellationScope.nonCancellable(async () => {
+      await quick.discardBackup(database, id).catch(() => undefined);
+      await quick
+        .notify({
+          severity: 'critical',
+          event: 'backup.failed',
+          database,
+          backupId: id,
+          title: `Backup of ${database} FAILED`,
+          text: `${progress.error}\nWorkflow ${workflowInfo().workflowId}. Check the worker log, then run \`lifeline backup --db ${database}\`.`,
+        })
+        .catch(() => undefined);
+    });
+    throw err;
+  }
+}
