@@ -13,7 +13,6 @@ export function toFailure(err: unknown): unknown {
       message: err.describe(),
       nonRetryable: !err.retryable,
       details: err.details ? [err.details] : undefined,
-      cause: err.cause instanceof Error ? err.cause : undefined,
     });
   }
   return err;
