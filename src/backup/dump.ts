@@ -145,7 +145,8 @@ export async function dumpToRepository(config: LifelineConfig, request: DumpRequ
     clearInterval(ticker);
     if (dump && dump.proc.child.exitCode === null && dump.proc.child.signalCode === null) dump.proc.child.kill('SIGTERM');
     key.plaintext.fill(0);
-    await client.query('COMMIT').catch(() => undefined);
+    // Ending the session ends its read-only snapshot transaction; no COMMIT, which would queue
+    // behind a row count still running when the dump failed.
     await client.end().catch(() => undefined);
   }
 }

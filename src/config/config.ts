@@ -27,6 +27,8 @@ export interface LifelineConfig {
   encryption: { keyFile: string; cipher: 'aes-256-gcm' };
   compression: { algorithm: CompressionAlgorithm; level?: number };
   parallelJobs: number;
+  /** How long a stopping worker lets running steps finish before cancelling them. */
+  shutdownGraceSeconds: number;
   notifications: { webhookUrl?: string; email: string[] };
   temporal: { address: string; namespace: string; taskQueue: string };
   databases: DatabaseConfig[];

@@ -21,6 +21,7 @@ const SETTINGS = [
   ['temporalNamespace', 'TEMPORAL_NAMESPACE', 'default'],
   ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
   ['databaseUrl', 'DATABASE_URL', undefined],
+  ['shutdownGraceSeconds', 'LIFELINE_SHUTDOWN_GRACE_SECONDS', '30'],
 ] as const;
 
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
@@ -175,6 +176,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     encryption: { keyFile: resolve(c.encryptionKey), cipher: 'aes-256-gcm' },
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
+    shutdownGraceSeconds: c.shutdownGraceSeconds,
     notifications: { webhookUrl: c.webhookUrl, email: c.emailNotifications ?? [] },
     temporal: { address: c.temporalAddress, namespace: c.temporalNamespace, taskQueue: c.taskQueue },
     databases,

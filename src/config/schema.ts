@@ -65,6 +65,7 @@ export const GlobalSchema = z
     compression: z.enum(['zstd', 'gzip'], { error: 'must be zstd or gzip' }),
     compressionLevel: int(1, 19).optional(),
     parallelJobs: int(1, 64),
+    shutdownGraceSeconds: int(0, 86400),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
     emailNotifications: z
       .string()

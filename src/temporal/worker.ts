@@ -29,7 +29,7 @@ export async function createWorker(config: LifelineConfig, overrides: Partial<Wo
     maxCachedWorkflows: 100,
     // On SIGTERM, a short step finishes; a long dump is cancelled (pg_dump killed, temp file removed)
     // and retried by another worker.
-    shutdownGraceTime: '30 seconds',
+    shutdownGraceTime: `${config.shutdownGraceSeconds} seconds`,
     ...overrides,
   });
 }

@@ -1,7 +1,7 @@
 import { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -92,5 +92,68 @@ describe('a worker killed in the middle of a dump', () => {
     const files = readdirSync(folder).sort();
     assert.deepEqual(files, [`${result.backupId}.dump.zst.enc`, `${result.backupId}.manifest.json`]);
     await verifyBackup(localStorageFor(db), manifests[0]!, keyProviderFor(setup.config));
+  });
+});
+
+describe('a worker stopped with SIGTERM in the middle of a dump', () => {
+  let servers: TestServers;
+  let setup: TestSetup;
+  let client: Client;
+  let locker: pg.Client | undefined;
+  let worker: ChildProcess | undefined;
+
+  before(async () => {
+    servers = await testServers();
+    const source = await seededDatabase(servers, 'it_term');
+    setup = await testConfig(servers, 'term', [{ name: 'it_term', url: source.url }]);
+    setup.env.LIFELINE_SHUTDOWN_GRACE_SECONDS = '2';
+    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
+  });
+
+  after(async () => {
+    await locker?.end().catch(() => undefined);
+    if (worker) await stopProcess(worker, 2000);
+    await client?.connection.close();
+  });
+
+  it('cancels the dump cleanly after its grace time: pg_dump killed, no partial file', { timeout: 120_000 }, async () => {
+    locker = new pg.Client({ connectionString: servers.cluster.adminUrl('it_term') });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE');
+    worker = startWorker(setup);
+    await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
+      taskQueue: setup.config.temporal.taskQueue,
+      workflowId: `it-term-${Date.now()}`,
+      args: [{ database: 'it_term' }],
+    });
+    const folder = path.join(setup.env.BACKUP_DIR!, 'it_term');
+    const partials = () => {
+      try {
+        return readdirSync(folder).filter((f) => f.endsWith('.partial'));
+      } catch {
+        return [];
+      }
+    };
+    // pg_dump processes of this database, from /proc (its session may outlive it while blocked on the lock).
+    const dumps = async () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+            return argv[0]?.endsWith('pg_dump') && argv.some((a) => a.includes('/it_term'));
+          } catch {
+            return false;
+          }
+        }).length;
+    await waitFor('the dump to be under way', async () => partials().length > 0 && (await dumps()) > 0, 60_000);
+
+    const exited = new Promise<number | null>((r) => worker!.once('exit', (code) => r(code)));
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0, 'the worker shuts down cleanly');
+    worker = undefined;
+    await waitFor('pg_dump to be gone', async () => (await dumps()) === 0, 10_000);
+    assert.deepEqual(partials(), []);
   });
 });
