@@ -10,10 +10,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { createKeyFile } from '../src/crypto/keys/local-key-file';
 import { PrivateCluster } from '../src/infra/postgres-cluster';
-import { seedMoneyFlow } from '../src/infra/moneyflow-seed';
+import { seedMoneyFlowAt } from '../src/infra/moneyflow-seed';
 import { ensureSystemTools } from '../src/infra/tools';
 import { pgTool } from '../src/postgres/binaries';
 
@@ -72,10 +71,7 @@ async function seeded(cluster: PrivateCluster, sizeMb: number): Promise<{ url: s
   if (fresh) {
     const rows = Math.round((sizeMb * MB) / BYTES_PER_ROW);
     console.log(`Seeding ${name}: ${rows.toLocaleString()} ledger rows (takes a while once)…`);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    await seedMoneyFlow(client, { users: 20_000, transactions: rows });
-    await client.end();
+    await seedMoneyFlowAt(url, { users: 20_000, transactions: rows });
   }
   const [size] = await cluster.sql<{ n: string }>(`SELECT pg_database_size('${name}') AS n`);
   return { url, bytes: Number(size!.n) };

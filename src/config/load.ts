@@ -31,6 +31,8 @@ export interface LoadOptions {
   cwd?: string;
   /** Explicit config file; otherwise LIFELINE_CONFIG, then lifeline.config.{json,yaml,yml} in cwd. */
   file?: string;
+  /** False for commands that work without any database (keys init). */
+  requireDatabases?: boolean;
 }
 
 function findConfigFile(env: NodeJS.ProcessEnv, cwd: string, explicit?: string): string | undefined {
@@ -119,12 +121,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
 
   const entries = c.databases ?? [];
   const databases: DatabaseConfig[] = [];
-  if (entries.length === 0) {
-    if (!c.databaseUrl) {
-      throw new ConfigError([
-        'no database configured: set DATABASE_URL, or list databases in lifeline.config.yaml (or run `npm start` for the demo)',
-      ]);
-    }
+  if (entries.length === 0 && c.databaseUrl) {
     const dbName = decodeURIComponent(new URL(c.databaseUrl).pathname.slice(1));
     databases.push({
       name: dbName.replace(/[^a-zA-Z0-9_-]/g, '_'),
@@ -135,6 +132,10 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       production: false,
       allowForceRestore: true,
     });
+  } else if (entries.length === 0 && options.requireDatabases !== false) {
+    throw new ConfigError([
+      'no database configured: set DATABASE_URL, or list databases in lifeline.config.yaml (or run `npm start` for the demo)',
+    ]);
   }
   const seen = new Set<string>();
   entries.forEach((d, i) => {

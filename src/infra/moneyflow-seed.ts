@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 /**
  * A MoneyFlow-like personal-finance database: users, accounts, categories, a ledger partitioned by
@@ -127,4 +127,15 @@ export async function seedMoneyFlow(client: pg.Client, size: SeedSize = DEMO_SIZ
   );
   await client.query('COMMIT');
   await client.query('ANALYZE');
+}
+
+/** Connects to `url`, seeds it, disconnects. */
+export async function seedMoneyFlowAt(url: string, size: SeedSize = DEMO_SIZE): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await seedMoneyFlow(client, size);
+  } finally {
+    await client.end();
+  }
 }

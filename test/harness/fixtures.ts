@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { LifelineConfig } from '../../src/config/config';
 import { loadConfig } from '../../src/config/load';
 import { createKeyFile } from '../../src/crypto/keys/local-key-file';
-import { seedMoneyFlow, type SeedSize } from '../../src/infra/moneyflow-seed';
+import { seedMoneyFlowAt, type SeedSize } from '../../src/infra/moneyflow-seed';
 import { newWorkDir, type TestServers } from './servers';
 
 export const SMALL: SeedSize = { users: 60, transactions: 3000 };
@@ -14,13 +14,7 @@ export const SMALL: SeedSize = { users: 60, transactions: 3000 };
 export async function seededDatabase(servers: TestServers, name: string, size: SeedSize = SMALL): Promise<{ url: string; password: string }> {
   const password = `pw-${randomBytes(12).toString('hex')}-secret`;
   const url = await servers.cluster.createDatabase(name, `${name}_owner`, password);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await seedMoneyFlow(client, size);
-  } finally {
-    await client.end();
-  }
+  await seedMoneyFlowAt(url, size);
   return { url, password };
 }
 

@@ -26,6 +26,24 @@ function startWorker(setup: TestSetup): ChildProcess {
   });
 }
 
+/** Holds pg_dump inside the dump: a table it must read stays locked until the returned client commits. */
+async function lockTable(url: string, table: string): Promise<pg.Client> {
+  const locker = new pg.Client({ connectionString: url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  return locker;
+}
+
+/** Temporary files in a database's repository folder. */
+function partialFiles(folder: string): string[] {
+  try {
+    return readdirSync(folder).filter((f) => f.endsWith('.partial'));
+  } catch {
+    return [];
+  }
+}
+
 describe('a worker killed in the middle of a dump', () => {
   let servers: TestServers;
   let setup: TestSetup;
@@ -47,11 +65,7 @@ describe('a worker killed in the middle of a dump', () => {
   });
 
   it('is replaced by another worker; the backup completes once, with no partial file left', { timeout: 180_000 }, async () => {
-    // Hold pg_dump inside the dump: a table it must read is locked until we let go.
-    locker = new pg.Client({ connectionString: servers.cluster.adminUrl('it_crash') });
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE');
+    locker = await lockTable(servers.cluster.adminUrl('it_crash'), 'public.users');
 
     const first = startWorker(setup);
     workers.push(first);
@@ -63,14 +77,7 @@ describe('a worker killed in the middle of a dump', () => {
     });
 
     const folder = path.join(setup.env.BACKUP_DIR!, 'it_crash');
-    const partials = () => {
-      try {
-        return readdirSync(folder).filter((f) => f.endsWith('.partial'));
-      } catch {
-        return [];
-      }
-    };
-    await waitFor('the dump to be under way', async () => partials().length > 0, 60_000);
+    await waitFor('the dump to be under way', async () => partialFiles(folder).length > 0, 60_000);
     const dumping = await locker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'it_crash' AND wait_event_type = 'Lock'`);
     assert.ok(dumping.rows[0].n >= 1, 'pg_dump or the row count is waiting on the lock');
 
@@ -117,10 +124,7 @@ describe('a worker stopped with SIGTERM in the middle of a dump', () => {
   });
 
   it('cancels the dump cleanly after its grace time: pg_dump killed, no partial file', { timeout: 120_000 }, async () => {
-    locker = new pg.Client({ connectionString: servers.cluster.adminUrl('it_term') });
-    await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE');
+    locker = await lockTable(servers.cluster.adminUrl('it_term'), 'public.users');
     worker = startWorker(setup);
     await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
       taskQueue: setup.config.temporal.taskQueue,
@@ -128,13 +132,6 @@ describe('a worker stopped with SIGTERM in the middle of a dump', () => {
       args: [{ database: 'it_term' }],
     });
     const folder = path.join(setup.env.BACKUP_DIR!, 'it_term');
-    const partials = () => {
-      try {
-        return readdirSync(folder).filter((f) => f.endsWith('.partial'));
-      } catch {
-        return [];
-      }
-    };
     // pg_dump processes of this database, from /proc (its session may outlive it while blocked on the lock).
     const dumps = async () =>
       readdirSync('/proc')
@@ -147,13 +144,13 @@ describe('a worker stopped with SIGTERM in the middle of a dump', () => {
             return false;
           }
         }).length;
-    await waitFor('the dump to be under way', async () => partials().length > 0 && (await dumps()) > 0, 60_000);
+    await waitFor('the dump to be under way', async () => partialFiles(folder).length > 0 && (await dumps()) > 0, 60_000);
 
     const exited = new Promise<number | null>((r) => worker!.once('exit', (code) => r(code)));
     worker.kill('SIGTERM');
     assert.equal(await exited, 0, 'the worker shuts down cleanly');
     worker = undefined;
     await waitFor('pg_dump to be gone', async () => (await dumps()) === 0, 10_000);
-    assert.deepEqual(partials(), []);
+    assert.deepEqual(partialFiles(folder), []);
   });
 });

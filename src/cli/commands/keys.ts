@@ -1,7 +1,6 @@
 import { createKeyFile } from '../../crypto/keys/local-key-file';
 import { UsageError } from '../../errors';
 import type { Command } from '../command';
-import { config } from '../common';
 import { loadConfig } from '../../config/load';
 import path from 'node:path';
 
@@ -14,16 +13,8 @@ export const keysCommand: Command = {
   allowPositionals: true,
   async run({ values, positionals }) {
     if (positionals[0] !== 'init') throw new UsageError('say `lifeline keys init`');
-    const file = values.file
-      ? path.resolve(values.file as string)
-      : (() => {
-          try {
-            return config().encryption.keyFile;
-          } catch {
-            // A key can be made before any database is configured.
-            return loadConfig({ env: { ...process.env, DATABASE_URL: 'postgresql://localhost/placeholder' } }).encryption.keyFile;
-          }
-        })();
+    // A key can be made before any database is configured.
+    const file = values.file ? path.resolve(values.file as string) : loadConfig({ requireDatabases: false }).encryption.keyFile;
     const keyId = await createKeyFile(file);
     process.stdout.write(
       `Created ${file} (mode 0600), key id ${keyId}.\n` +

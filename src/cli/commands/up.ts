@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import { DEMO_CLUSTER_DIR, DEMO_HOME, DEMO_PASSWORD_FILE } from '../../config/demo';
 import { CONFIG_FILE_NAMES, loadConfig } from '../../config/load';
 import { createKeyFile } from '../../crypto/keys/local-key-file';
 import { PrivateCluster } from '../../infra/postgres-cluster';
-import { DEMO_SIZE, seedMoneyFlow } from '../../infra/moneyflow-seed';
+import { DEMO_SIZE, seedMoneyFlowAt } from '../../infra/moneyflow-seed';
 import { isListening } from '../../infra/net';
 import { startTemporalDevServer } from '../../infra/temporal-dev-server';
 import { ensureSystemTools, ensureTemporalCli } from '../../infra/tools';
@@ -29,13 +28,7 @@ async function startDemoDatabase(): Promise<{ url: string; cluster: PrivateClust
   const fresh = (await cluster.sql(`SELECT 1 FROM pg_database WHERE datname = 'moneyflow'`)).length === 0;
   const url = await cluster.createDatabase('moneyflow', 'moneyflow', readFileSync(secretFile, 'utf8').trim());
   if (fresh) {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await seedMoneyFlow(client, DEMO_SIZE);
-    } finally {
-      await client.end();
-    }
+    await seedMoneyFlowAt(url, DEMO_SIZE);
     say(`Seeded the demo MoneyFlow database (${DEMO_SIZE.users} users, ${DEMO_SIZE.transactions} transactions).`);
   }
   return { url, cluster };
