@@ -36,11 +36,12 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
       return { ...info, keyId };
     }),
 
-    dumpDatabase: failuresTranslated(async (request: Omit<DumpRequest, 'workflow'>): Promise<DumpRecord> => {
+    dumpDatabase: failuresTranslated(async (database: string, request: Omit<DumpRequest, 'workflow'>): Promise<DumpRecord> => {
       const ctx = Context.current();
       const execution = ctx.info.workflowExecution;
       return dumpToRepository(
         config,
+        findDatabase(config, database),
         { ...request, workflow: execution && { workflowId: execution.workflowId, runId: execution.runId } },
         { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
       );
@@ -49,15 +50,17 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
     verifyBackup: failuresTranslated(async (record: DumpRecord): Promise<Verification> => {
       const ctx = Context.current();
       const storage = localStorageFor(findDatabase(config, record.database));
-      return readBackBackup(storage, record, keyProviderFor(config), {
+      const { verification } = await readBackBackup(storage, record, keyProviderFor(config), {
         signal: ctx.cancellationSignal,
         onProgress: (bytesRead) => ctx.heartbeat({ phase: 'verifying', bytesRead }),
       });
+      return verification;
     }),
 
     catalogBackup: failuresTranslated(async (record: DumpRecord, verification: Verification, trigger: string): Promise<string> => {
-      const manifest = await publishManifest(config, record, verification, trigger);
-      return localStorageFor(findDatabase(config, manifest.database)).describe(manifest.object.key);
+      const db = findDatabase(config, record.database);
+      const manifest = await publishManifest(db, record, verification, trigger);
+      return localStorageFor(db).describe(manifest.object.key);
     }),
 
     discardBackup: failuresTranslated(async (database: string, backupId: string): Promise<string[]> => {

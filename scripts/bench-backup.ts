@@ -7,7 +7,7 @@ async function main() {
   const config = loadConfig();
   const db = config.databases[0]!;
   const started = process.hrtime.bigint();
-  const record = await dumpToRepository(config, { database: db.name, backupId: backupId(db.name, new Date()), type: 'full' });
+  const record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   process.stdout.write(JSON.stringify({ ms, record }) + '\n');
 }

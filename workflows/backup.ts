@@ -75,7 +75,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
   try {
     await quick.checkDatabase(database);
     progress.phase = 'dumping';
-    const record = await long.dumpDatabase({ database, backupId: id, type });
+    const record = await long.dumpDatabase(database, { backupId: id, type });
     progress.phase = 'verifying';
     status('VERIFYING');
     const verification = await long.verifyBackup(record);

@@ -3,13 +3,14 @@
  * No Node modules here: workflow code imports it.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { BackupType } from '../src/catalog/naming';
 
 export const BackupDatabase = defineSearchAttributeKey('BackupDatabase', SearchAttributeType.KEYWORD);
 export const BackupStatus = defineSearchAttributeKey('BackupStatus', SearchAttributeType.KEYWORD);
 export const BackupId = defineSearchAttributeKey('BackupId', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = [BackupDatabase, BackupStatus, BackupId] as const;
+export const RestoreState = defineSearchAttributeKey('RestoreState', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [BackupDatabase, BackupStatus, BackupId, RestoreState] as const;
 
 export type BackupStatusValue = 'RUNNING' | 'VERIFYING' | 'VERIFIED' | 'FAILED';
 
@@ -47,3 +48,90 @@ export interface BackupProgress {
 export const progressQuery = defineQuery<BackupProgress>('progress');
 
 export const BACKUP_WORKFLOW_TYPE = 'backupWorkflow';
+
+// ---- restore ----------------------------------------------------------------------------------
+
+export const RESTORE_WORKFLOW_TYPE = 'restoreWorkflow';
+export const RESTORE_MODES = ['full', 'tables', 'schema-only', 'data-only'] as const;
+export type RestoreMode = (typeof RESTORE_MODES)[number];
+export type RestoreStateValue = 'PLANNING' | 'WAITING_APPROVAL' | 'RESTORING' | 'VERIFYING' | 'DONE' | 'CANCELLED' | 'FAILED';
+
+/**
+ * JSON, so `temporal workflow start --input` can send it by hand. `target` is a configured database
+ * name or a URL *without* a password (the worker finds the password in .pgpass / PGPASSFILE).
+ */
+export interface RestoreWorkflowInput {
+  /** The database whose backups to use. */
+  database: string;
+  /** 'latest' (default) or a backup id. */
+  backup?: string;
+  /** Instead of `backup`: the newest verified backup taken at or before this ISO time. */
+  at?: string;
+  /** Default: the source database itself. */
+  target?: string;
+  storage?: 'local' | 'offsite';
+  mode?: RestoreMode;
+  /** With mode 'tables': `schema.table` or `table` names. */
+  tables?: string[];
+  force?: boolean;
+  requestedBy: string;
+  reason?: string;
+  /** How long to wait for a decision, e.g. '4h', '30m' (default 4h). */
+  approvalTimeout?: string;
+}
+
+export interface Decision {
+  by: string;
+  reason?: string;
+}
+
+export interface RestorePlan {
+  backupId: string;
+  backupType: string;
+  backupTakenAt: string;
+  backupAgeMs: number;
+  backupStoredBytes: number;
+  backupRawBytes: number;
+  mode: RestoreMode;
+  /** Tables whose data the restore replaces (all of them for full). */
+  tables: string[];
+  target: {
+    name: string;
+    /** host:port/database, no credentials. */
+    label: string;
+    exists: boolean;
+    sizeBytes?: number;
+    production: boolean;
+    allowForceRestore: boolean;
+  };
+  /** What will happen, in one sentence for the approver. */
+  summary: string;
+  /** A pre-restore snapshot of the target will be taken first. */
+  snapshotFirst: boolean;
+  estimatedSeconds: number;
+  /** The backup was read back (checksum, decryption, archive listing) while planning. */
+  backupVerified: boolean;
+}
+
+export interface RestoreWorkflowResult {
+  outcome: 'restored' | 'cancelled';
+  plan: RestorePlan;
+  decision?: Decision & { decision: 'approved' | 'cancelled' | 'timed out' | 'forced' };
+  snapshotId?: string;
+  /** The previous target database, kept under this name (full and schema-only restores). */
+  previousDatabase?: string;
+  verification?: RestoreVerification;
+  rto?: { requestToVerifiedMs: number; approvalToVerifiedMs: number; targetMs: number; met: boolean };
+}
+
+export interface RestoreVerification {
+  tables: Array<{ table: string; expected: number; actual: number }>;
+  checks: Array<{ name: string; ok: boolean; detail?: string }>;
+}
+
+export const planQuery = defineQuery<RestorePlan | undefined>('plan');
+export const restoreStateQuery = defineQuery<RestoreStateValue>('state');
+export const approveSignal = defineSignal<[Decision]>('approve');
+export const cancelSignal = defineSignal<[Decision]>('cancel');
+export const approveUpdate = defineUpdate<string, [Decision]>('approveRestore');
+export const cancelUpdate = defineUpdate<string, [Decision]>('cancelRestore');

@@ -1,1 +1,2 @@
 export { backupWorkflow } from './backup';
+export { restoreWorkflow } from './restore';

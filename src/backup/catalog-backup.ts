@@ -1,11 +1,10 @@
 import { MANIFEST_VERSION, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
 import { manifestKey, pendingKey } from '../catalog/naming';
-import { findDatabase, type LifelineConfig } from '../config/config';
+import { findDatabase, type DatabaseConfig, type LifelineConfig } from '../config/config';
 import { catalogFor, localStorageFor } from './repository';
 
 /** Publishes the manifest (the backup becomes visible) and drops the pending record. Idempotent. */
-export async function catalogBackup(config: LifelineConfig, record: DumpRecord, verification: Verification, trigger: string): Promise<Manifest> {
-  const db = findDatabase(config, record.database);
+export async function catalogBackup(db: DatabaseConfig, record: DumpRecord, verification: Verification, trigger: string): Promise<Manifest> {
   const manifest: Manifest = { ...record, manifestVersion: MANIFEST_VERSION, status: 'verified', verification, trigger };
   await catalogFor(db).add(manifest);
   await localStorageFor(db).delete(pendingKey(db.name, record.id));

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { DumpRecordSchema, type DumpRecord } from '../catalog/manifest';
 import { dataKey, manifestKey, pendingKey, type BackupType } from '../catalog/naming';
-import { findDatabase, type LifelineConfig } from '../config/config';
+import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { Encryptor } from '../crypto/encryptor';
 import { DEFAULT_CHUNK_BYTES } from '../crypto/format';
 import { keyProviderFor } from '../crypto/keys';
@@ -15,7 +15,6 @@ import { exportSnapshot, takeInventory } from '../postgres/snapshot';
 import { localStorageFor } from './repository';
 
 export interface DumpRequest {
-  database: string;
   backupId: string;
   type: BackupType;
   /** The workflow that owns this backup id: a retry of the same workflow resumes, another one conflicts. */
@@ -42,8 +41,7 @@ export interface DumpHooks {
  * Returns the record the verification and catalog steps build on; it is also kept beside the
  * object (`.pending.json`) so that a retry after a crash returns it instead of dumping again.
  */
-export async function dumpToRepository(config: LifelineConfig, request: DumpRequest, hooks: DumpHooks = {}): Promise<DumpRecord> {
-  const db = findDatabase(config, request.database);
+export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfig, request: DumpRequest, hooks: DumpHooks = {}): Promise<DumpRecord> {
   const storage = localStorageFor(db);
   const { backupId: id } = request;
 

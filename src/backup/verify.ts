@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { DumpRecord, Verification } from '../catalog/manifest';
 import type { KeyProvider } from '../crypto/keys';
 import { IntegrityError } from '../errors';
-import { pgRestoreListSink } from '../postgres/pg-restore-list';
+import { pgRestoreListSink, type TocSummary } from '../postgres/pg-restore-list';
 import type { BackupStorage } from '../storage/storage';
 import { openBackup } from './read-backup';
 
@@ -16,7 +16,12 @@ export interface VerifyHooks {
  * authenticated) → decompress → plain archive (SHA-256) → `pg_restore --list`. Throws IntegrityError
  * naming what differs; returns what was checked.
  */
-export async function verifyBackup(storage: BackupStorage, record: DumpRecord, keys: KeyProvider, hooks: VerifyHooks = {}): Promise<Verification> {
+export async function verifyBackup(
+  storage: BackupStorage,
+  record: DumpRecord,
+  keys: KeyProvider,
+  hooks: VerifyHooks = {},
+): Promise<{ verification: Verification; toc: TocSummary }> {
   const started = Date.now();
   const chain = await openBackup(storage, record, keys);
   const list = pgRestoreListSink();
@@ -41,7 +46,7 @@ export async function verifyBackup(storage: BackupStorage, record: DumpRecord, k
       throw new IntegrityError(`${where}: archive has no data for ${missing.map((t) => `${t.schema}.${t.name}`).join(', ')}`);
     }
   }
-  return {
+  const verification: Verification = {
     verifiedAt: new Date().toISOString(),
     method: 'sha256 + authenticated decryption + pg_restore --list',
     storedSha256: chain.stored.sha256(),
@@ -50,4 +55,5 @@ export async function verifyBackup(storage: BackupStorage, record: DumpRecord, k
     tableDataEntries: toc.tableDataEntries,
     durationMs: Date.now() - started,
   };
+  return { verification, toc };
 }

@@ -17,6 +17,16 @@ export interface DatabaseConfig {
   backupDir: string;
   production: boolean;
   allowForceRestore: boolean;
+  restoreChecks: RestoreChecks;
+}
+
+export interface RestoreChecks {
+  /** Each query must return a single true value, e.g. "SELECT count(*) > 0 FROM users". */
+  sql?: string[];
+  /** Run with DATABASE_URL set to the restored database; must exit 0. */
+  command?: string;
+  /** Must answer 2xx after the restore is in place. */
+  healthUrl?: string;
 }
 
 export interface LifelineConfig {

@@ -131,6 +131,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       backupDir: resolve(c.backupDir),
       production: false,
       allowForceRestore: true,
+      restoreChecks: {},
     });
   } else if (entries.length === 0 && options.requireDatabases !== false) {
     throw new ConfigError([
@@ -165,6 +166,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       backupDir: resolve(d.backupDir ?? c.backupDir),
       production: d.production,
       allowForceRestore: d.allowForceRestore ?? !d.production,
+      restoreChecks: d.restoreChecks ?? {},
     });
   });
   if (problems.length) throw new ConfigError(problems);

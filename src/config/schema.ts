@@ -53,6 +53,14 @@ export const DatabaseEntrySchema = z.strictObject({
   backupDir: z.string().min(1).optional(),
   production: bool.default(false),
   allowForceRestore: bool.optional(),
+  /** Checks after a restore, beyond row counts: SQL that must return true, a command, a health URL. */
+  restoreChecks: z
+    .strictObject({
+      sql: z.array(z.string().min(1)).optional(),
+      command: z.string().min(1).optional(),
+      healthUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    })
+    .optional(),
 });
 export type DatabaseEntry = z.infer<typeof DatabaseEntrySchema>;
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptions } from 'node:child_process';
-import { Duplex, type Readable } from 'node:stream';
+import { Duplex, Writable, type Readable } from 'node:stream';
 import { LifelineError } from '../errors';
 
 const STDERR_LIMIT = 16 * 1024;
@@ -69,12 +69,56 @@ export function processOutput(proc: ChildStream): Readable {
   ) as unknown as Readable;
 }
 
+/**
+ * The child's stdin as a sink that keeps accepting (and dropping) bytes once the child has closed
+ * it: programs such as `pg_restore --list` or `pg_restore -L` stop reading when they have what they
+ * need. Whether that was a success is for the child's exit status to say, not for a broken pipe.
+ */
+export function processInput(proc: ChildStream): Writable {
+  const stdin = proc.child.stdin;
+  const open = () => !stdin.destroyed && !stdin.writableEnded;
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (!open() || stdin.write(chunk)) return done();
+      const resume = () => {
+        stdin.off('drain', resume);
+        stdin.off('close', resume);
+        done();
+      };
+      stdin.on('drain', resume);
+      stdin.on('close', resume);
+    },
+    final(done) {
+      if (open()) stdin.end();
+      done();
+    },
+    destroy(err, done) {
+      // Also called after a normal finish (autoDestroy): only a failed pipeline stops the child.
+      if (err && proc.child.exitCode === null) proc.child.kill('SIGTERM');
+      done(err);
+    },
+  });
+}
+
 /** A program used as a filter stage (stdin → stdout), such as `zstd`; killed if the pipeline fails. */
 export function processTransform(command: string, args: string[], options: ProcessStreamOptions = {}): Duplex {
   const proc = spawnChild(command, args, options);
-  const duplex = Duplex.from({ writable: proc.child.stdin, readable: processOutput(proc) });
+  const duplex = Duplex.from({ writable: processInput(proc), readable: processOutput(proc) });
   duplex.once('close', () => {
     if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGTERM');
   });
   return duplex;
+}
+
+/**
+ * Waits for a program and for the stream feeding it. When both fail, reports the cause: a damaged
+ * input rather than the program's complaint about it, and the program's own error rather than the
+ * broken pipe its exit left behind.
+ */
+export async function feedAndWait(feeding: Promise<void>, proc: ChildStream): Promise<void> {
+  const [fed, ran] = await Promise.allSettled([feeding, proc.exited]);
+  const brokenPipe = fed.status === 'rejected' && ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes((fed.reason as NodeJS.ErrnoException).code ?? '');
+  if (fed.status === 'rejected' && !brokenPipe) throw fed.reason;
+  if (ran.status === 'rejected') throw ran.reason;
+  if (fed.status === 'rejected') throw fed.reason;
 }

@@ -1,6 +1,6 @@
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { IntegrityError } from '../errors';
-import { spawnChild } from '../pipeline/child-process';
+import { processInput, spawnChild } from '../pipeline/child-process';
 import { pgTool } from './binaries';
 
 export interface TocSummary {
@@ -8,17 +8,20 @@ export interface TocSummary {
   tableDataEntries: number;
   /** "schema.table" of every TABLE DATA entry. */
   tablesWithData: string[];
+  /** The TABLE DATA lines themselves, by "schema.table": a `pg_restore -L` list selects them. */
+  tableDataLines: Record<string, string>;
 }
 
 export function parseToc(listing: string): TocSummary {
   const lines = listing.split('\n').filter((l) => l.trim() && !l.startsWith(';'));
-  const tablesWithData: string[] = [];
+  const tableDataLines: Record<string, string> = {};
   for (const line of lines) {
     // "3351; 0 16390 TABLE DATA public accounts owner"
     const m = /^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) /.exec(line);
-    if (m) tablesWithData.push(`${m[1]}.${m[2]}`);
+    if (m) tableDataLines[`${m[1]}.${m[2]}`] = line;
   }
-  return { entries: lines.length, tableDataEntries: tablesWithData.length, tablesWithData };
+  const tablesWithData = Object.keys(tableDataLines);
+  return { entries: lines.length, tableDataEntries: tablesWithData.length, tablesWithData, tableDataLines };
 }
 
 /**
@@ -33,29 +36,7 @@ export function pgRestoreListSink(): { sink: Writable; toc: Promise<TocSummary> 
   let stdout = '';
   proc.child.stdout.setEncoding('utf8');
   proc.child.stdout.on('data', (d: string) => (stdout += d));
-  const stdin = proc.child.stdin;
-  const open = () => !stdin.destroyed && !stdin.writableEnded;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (!open() || stdin.write(chunk)) return done();
-      const resume = () => {
-        stdin.off('drain', resume);
-        stdin.off('close', resume);
-        done();
-      };
-      stdin.on('drain', resume);
-      stdin.on('close', resume);
-    },
-    final(done) {
-      if (open()) stdin.end();
-      done();
-    },
-    destroy(err, done) {
-      // Also called after a normal finish (autoDestroy): only a failed pipeline stops pg_restore.
-      if (err && proc.child.exitCode === null) proc.child.kill('SIGTERM');
-      done(err);
-    },
-  });
+  const sink = processInput(proc);
   const toc = proc.exited.then(() => parseToc(stdout));
   toc.catch(() => undefined); // awaited only when the pipeline succeeds
   return { sink, toc };

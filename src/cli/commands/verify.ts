@@ -32,7 +32,7 @@ export const verifyCommand: Command = {
     for (const manifest of targets) {
       const storage = localStorageFor(pickDatabase(cfg, manifest.database));
       try {
-        const v = await verifyBackup(storage, manifest, keys);
+        const { verification: v } = await verifyBackup(storage, manifest, keys);
         results.push({ id: manifest.id, ok: true, tocEntries: v.tocEntries, durationMs: v.durationMs });
         if (!values.json) process.stdout.write(`OK    ${manifest.id}  (${v.tocEntries} archive entries, ${formatDuration(v.durationMs)})\n`);
       } catch (err) {

@@ -1,0 +1,107 @@
+import { Context } from '@temporalio/activity';
+import { catalogBackup } from '../src/backup/catalog-backup';
+import { dumpToRepository } from '../src/backup/dump';
+import { catalogFor, localStorageFor } from '../src/backup/repository';
+import { verifyBackup } from '../src/backup/verify';
+import { findDatabase, type LifelineConfig } from '../src/config/config';
+import { keyProviderFor } from '../src/crypto/keys';
+import { onDatabase } from '../src/postgres/admin';
+import { resolveConnection } from '../src/postgres/connection';
+import { dropDatabaseIfExists, restoreIntoScratch, swapIn } from '../src/restore/full';
+import { prepareRestore } from '../src/restore/plan';
+import { restoreTables } from '../src/restore/tables';
+import { resolveTarget } from '../src/restore/target';
+import { checkInPlace, verifyRestored } from '../src/restore/verify-restored';
+import type { RestorePlan, RestoreVerification, RestoreWorkflowInput } from '../workflows/definitions';
+import { failuresTranslated } from './errors';
+
+/** Which backup goes where: names only, resolved here against the worker's configuration. */
+export interface RestoreRef {
+  database: string;
+  backupId: string;
+  target: string;
+}
+
+export function createRestoreActivities(config: LifelineConfig) {
+  const source = (ref: RestoreRef) => findDatabase(config, ref.database);
+  const manifestOf = (ref: RestoreRef) => catalogFor(source(ref)).get(ref.backupId);
+  const progress = (phase: string) => (bytes: number) => Context.current().heartbeat({ phase, bytesRead: bytes });
+
+  return {
+    planRestore: failuresTranslated(async (input: RestoreWorkflowInput): Promise<RestorePlan> => {
+      return (await prepareRestore(config, input, progress('planning'))).plan;
+    }),
+
+    /** An ordinary backup of the target, type pre-restore, verified and catalogued under the target's name. */
+    snapshotTarget: failuresTranslated(async (target: string, backupId: string): Promise<string> => {
+      const ctx = Context.current();
+      const db = resolveTarget(config, target);
+      const execution = ctx.info.workflowExecution;
+      const record = await dumpToRepository(
+        config,
+        db,
+        { backupId, type: 'pre-restore', workflow: execution && { workflowId: execution.workflowId, runId: execution.runId } },
+        { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
+      );
+      const { verification } = await verifyBackup(localStorageFor(db), record, keyProviderFor(config), {
+        signal: ctx.cancellationSignal,
+        onProgress: progress('verifying snapshot'),
+      });
+      await catalogBackup(db, record, verification, 'pre-restore');
+      return record.id;
+    }),
+
+    restoreIntoScratch: failuresTranslated(async (ref: RestoreRef, scratch: string, schemaOnly: boolean): Promise<void> => {
+      await restoreIntoScratch(config, {
+        source: source(ref),
+        manifest: await manifestOf(ref),
+        target: resolveTarget(config, ref.target),
+        scratch,
+        schemaOnly,
+        signal: Context.current().cancellationSignal,
+        onProgress: progress('restoring'),
+      });
+    }),
+
+    restoreTables: failuresTranslated(async (ref: RestoreRef, tables: string[]): Promise<void> => {
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ phase: 'restoring tables' }), 5000);
+      try {
+        await restoreTables(config, {
+          source: source(ref),
+          manifest: await manifestOf(ref),
+          target: resolveTarget(config, ref.target),
+          tables,
+          signal: ctx.cancellationSignal,
+        });
+      } finally {
+        clearInterval(beat);
+      }
+    }),
+
+    /** Checks the restored data where it is: the scratch database before a swap, or the target. */
+    verifyRestored: failuresTranslated(
+      async (ref: RestoreRef, database: string | undefined, tables: string[], schemaOnly: boolean): Promise<RestoreVerification> => {
+        const target = resolveTarget(config, ref.target);
+        const conn = resolveConnection(target);
+        return verifyRestored(database ? onDatabase(conn, database) : conn, await manifestOf(ref), tables, {
+          schemaOnly,
+          checks: target.restoreChecks,
+        });
+      },
+    ),
+
+    swapIn: failuresTranslated(async (target: string, scratch: string, previous: string) => {
+      return swapIn(resolveTarget(config, target), scratch, previous);
+    }),
+
+    checkInPlace: failuresTranslated(async (target: string): Promise<RestoreVerification['checks']> => {
+      const db = resolveTarget(config, target);
+      return checkInPlace(resolveConnection(db), db.restoreChecks);
+    }),
+
+    dropScratch: failuresTranslated(async (target: string, scratch: string): Promise<void> => {
+      await dropDatabaseIfExists(resolveTarget(config, target), scratch);
+    }),
+  };
+}

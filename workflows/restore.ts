@@ -1,0 +1,212 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  isCancellation,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { RestoreRef } from '../activities/restore';
+import { backupId, DATABASE_NAME_PATTERN } from '../src/catalog/naming';
+import {
+  approveSignal,
+  approveUpdate,
+  BackupDatabase,
+  cancelSignal,
+  cancelUpdate,
+  planQuery,
+  RESTORE_MODES,
+  restoreStateQuery,
+  RestoreState,
+  type Decision,
+  type RestorePlan,
+  type RestoreStateValue,
+  type RestoreVerification,
+  type RestoreWorkflowInput,
+  type RestoreWorkflowResult,
+} from './definitions';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
+});
+
+const RTO_TARGET_MS = 30 * 60 * 1000;
+const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
+
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'InvalidInput');
+}
+
+function rootMessage(err: unknown): string {
+  let current = err as { message?: string; cause?: unknown } | undefined;
+  while (current?.cause) current = current.cause as typeof current;
+  return current?.message ?? String(err);
+}
+
+/** Checks the hand-written JSON input before anything runs; names the bad field and what is allowed. */
+function validate(input: RestoreWorkflowInput): void {
+  if (!input || typeof input !== 'object') throw invalid('input must be an object like {"database":"moneyflow","requestedBy":"alice"}');
+  if (typeof input.database !== 'string' || !DATABASE_NAME_PATTERN.test(input.database)) {
+    throw invalid(`input.database ${JSON.stringify(input.database)} is not a database name`);
+  }
+  if (typeof input.requestedBy !== 'string' || !input.requestedBy.trim()) throw invalid('input.requestedBy is required: who asks for this restore');
+  if (input.mode !== undefined && !RESTORE_MODES.includes(input.mode)) {
+    throw invalid(`input.mode ${JSON.stringify(input.mode)} is not one of ${RESTORE_MODES.join(', ')}`);
+  }
+  if ((input.mode === 'tables') !== (Array.isArray(input.tables) && input.tables.length > 0)) {
+    throw invalid('input.tables (a non-empty list) goes with mode "tables", and only with it');
+  }
+  if (input.backup !== undefined && input.at !== undefined) throw invalid('give input.backup or input.at, not both');
+  if (input.at !== undefined && Number.isNaN(Date.parse(input.at))) throw invalid(`input.at ${JSON.stringify(input.at)} is not an ISO time`);
+  if (input.target !== undefined && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(input.target)) {
+    throw invalid('input.target holds a password; pass the URL without it (the worker reads .pgpass or PGPASSFILE)');
+  }
+  if (input.approvalTimeout !== undefined && !DURATION.test(input.approvalTimeout)) {
+    throw invalid(`input.approvalTimeout ${JSON.stringify(input.approvalTimeout)} is not a duration like "4h" or "30m"`);
+  }
+}
+
+function stamp(ms: number): string {
+  return backupId('x', new Date(ms)).slice('x_backup_'.length);
+}
+
+/**
+ * A restore, as the runbook asks: pick and read back the backup, show the plan, wait for a person
+ * (or a forced request where the target allows it), snapshot the target, restore beside it, verify,
+ * and only then swap it in. Until the swap the target is untouched; a cancelled or timed-out
+ * request changes nothing.
+ */
+export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<RestoreWorkflowResult> {
+  validate(input);
+  const requestedAt = Date.now();
+  let state: RestoreStateValue = 'PLANNING';
+  let plan: RestorePlan | undefined;
+  let decision: (Decision & { decision: 'approved' | 'cancelled' }) | undefined;
+  const setState = (value: RestoreStateValue) => {
+    state = value;
+    upsertSearchAttributes([
+      { key: RestoreState, value },
+      { key: BackupDatabase, value: input.database },
+    ]);
+  };
+  setHandler(planQuery, () => plan);
+  setHandler(restoreStateQuery, () => state);
+  const decide = (kind: 'approved' | 'cancelled') => (d: Decision) => {
+    decision ??= { by: String(d?.by ?? 'unknown'), reason: d?.reason, decision: kind };
+  };
+  const validator = (d: Decision) => {
+    if (!d || typeof d.by !== 'string' || !d.by.trim()) throw new Error('a decision needs a name: {"by":"alice","reason":"..."}');
+    if (decision) throw new Error(`this restore was already ${decision.decision} by ${decision.by}`);
+    if (state !== 'WAITING_APPROVAL' && state !== 'PLANNING') throw new Error(`this restore is ${state}; there is nothing to decide`);
+  };
+  setHandler(approveSignal, decide('approved'));
+  setHandler(cancelSignal, decide('cancelled'));
+  setHandler(approveUpdate, (d) => (decide('approved')(d), `approved by ${d.by}`), { validator });
+  setHandler(cancelUpdate, (d) => (decide('cancelled')(d), `cancelled by ${d.by}`), { validator });
+  setState('PLANNING');
+
+  const target = input.target ?? input.database;
+  let scratch: string | undefined;
+  try {
+    plan = await long.planRestore(input);
+    const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target };
+
+    let outcome: NonNullable<RestoreWorkflowResult['decision']>;
+    if (input.force) {
+      if (!plan.target.allowForceRestore) {
+        throw ApplicationFailure.nonRetryable(
+          `force refused: target ${plan.target.name} ${plan.target.production ? 'is marked production' : 'does not allow forced restores'} (allowForceRestore is false); ask for an approval instead`,
+          'ForceRefused',
+        );
+      }
+      outcome = { by: input.requestedBy, reason: input.reason, decision: 'forced' };
+    } else {
+      setState('WAITING_APPROVAL');
+      const { workflowId } = workflowInfo();
+      await quick.notify({
+        severity: 'info',
+        event: 'restore.waiting',
+        database: input.database,
+        backupId: plan.backupId,
+        title: `Restore of ${plan.target.label} waits for approval`,
+        text: `${input.requestedBy} asks: ${plan.summary}${input.reason ? `\nReason: ${input.reason}` : ''}\nApprove: lifeline approve ${workflowId} --by NAME   Cancel: lifeline cancel ${workflowId} --by NAME --reason TEXT`,
+      });
+      const decided = await condition(() => decision !== undefined, (input.approvalTimeout ?? '4h') as Duration);
+      outcome = decided ? decision! : { by: 'timeout', reason: `no decision within ${input.approvalTimeout ?? '4h'}`, decision: 'timed out' };
+    }
+    if (outcome.decision === 'cancelled' || outcome.decision === 'timed out') {
+      setState('CANCELLED');
+      return { outcome: 'cancelled', plan, decision: outcome };
+    }
+
+    const approvedAt = Date.now();
+    setState('RESTORING');
+    const snapshotId = plan.snapshotFirst ? await long.snapshotTarget(target, backupId(plan.target.name, new Date(approvedAt))) : undefined;
+    let verification: RestoreVerification;
+    let previousDatabase: string | undefined;
+    const schemaOnly = plan.mode === 'schema-only';
+    if (plan.mode === 'full' || schemaOnly) {
+      scratch = `${plan.target.name.slice(0, 40)}_restore_${stamp(approvedAt)}`;
+      await long.restoreIntoScratch(ref, scratch, schemaOnly);
+      setState('VERIFYING');
+      verification = await long.verifyRestored(ref, scratch, plan.tables, schemaOnly);
+      previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${stamp(approvedAt)}`;
+      const swapped = await quick.swapIn(target, scratch, previousDatabase);
+      scratch = undefined;
+      if (!swapped.previousKept) previousDatabase = undefined;
+    } else {
+      await long.restoreTables(ref, plan.tables);
+      setState('VERIFYING');
+      verification = await long.verifyRestored(ref, undefined, plan.tables, false);
+    }
+    verification.checks.push(...(await quick.checkInPlace(target)));
+    const verifiedAt = Date.now();
+    setState('DONE');
+    const rto = {
+      requestToVerifiedMs: verifiedAt - requestedAt,
+      approvalToVerifiedMs: verifiedAt - approvedAt,
+      targetMs: RTO_TARGET_MS,
+      met: verifiedAt - approvedAt <= RTO_TARGET_MS,
+    };
+    await quick
+      .notify({
+        severity: 'info',
+        event: 'restore.succeeded',
+        database: input.database,
+        backupId: plan.backupId,
+        title: `Restore of ${plan.target.label} verified`,
+        text: `${plan.summary}\nApproved: ${outcome.decision} by ${outcome.by}. Took ${Math.round(rto.approvalToVerifiedMs / 1000)} s from approval.` +
+          (previousDatabase ? `\nThe previous database is kept as ${previousDatabase}.` : '') +
+          (snapshotId ? `\nPre-restore snapshot: ${snapshotId}.` : ''),
+      })
+      .catch(() => undefined);
+    return { outcome: 'restored', plan, decision: outcome, snapshotId, previousDatabase, verification, rto };
+  } catch (err) {
+    setState(isCancellation(err) ? 'CANCELLED' : 'FAILED');
+    await CancellationScope.nonCancellable(async () => {
+      if (scratch) await quick.dropScratch(target, scratch).catch(() => undefined);
+      await quick
+        .notify({
+          severity: 'critical',
+          event: 'restore.failed',
+          database: input.database,
+          backupId: plan?.backupId,
+          title: `Restore of ${plan?.target.label ?? target} FAILED`,
+          text: `${rootMessage(err)}\nThe target was not replaced. Workflow ${workflowInfo().workflowId}.`,
+        })
+        .catch(() => undefined);
+    });
+    throw err;
+  }
+}
