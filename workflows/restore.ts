@@ -11,7 +11,7 @@ import {
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { RestoreRef } from '../activities/restore';
-import { backupId, DATABASE_NAME_PATTERN } from '../src/catalog/naming';
+import { backupId, DATABASE_NAME_PATTERN, timestamp } from '../src/catalog/naming';
 import {
   approveSignal,
   approveUpdate,
@@ -75,10 +75,6 @@ function validate(input: RestoreWorkflowInput): void {
   if (input.approvalTimeout !== undefined && !DURATION.test(input.approvalTimeout)) {
     throw invalid(`input.approvalTimeout ${JSON.stringify(input.approvalTimeout)} is not a duration like "4h" or "30m"`);
   }
-}
-
-function stamp(ms: number): string {
-  return backupId('x', new Date(ms)).slice('x_backup_'.length);
 }
 
 /**
@@ -152,16 +148,16 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
 
     const approvedAt = Date.now();
     setState('RESTORING');
-    const snapshotId = plan.snapshotFirst ? await long.snapshotTarget(target, backupId(plan.target.name, new Date(approvedAt))) : undefined;
+    const snapshotId = plan.snapshotFirst ? await long.snapshotTarget(target, backupId(plan.target.name, new Date(approvedAt), 'pre-restore')) : undefined;
     let verification: RestoreVerification;
     let previousDatabase: string | undefined;
     const schemaOnly = plan.mode === 'schema-only';
     if (plan.mode === 'full' || schemaOnly) {
-      scratch = `${plan.target.name.slice(0, 40)}_restore_${stamp(approvedAt)}`;
+      scratch = `${plan.target.name.slice(0, 40)}_restore_${timestamp(new Date(approvedAt))}`;
       await long.restoreIntoScratch(ref, scratch, schemaOnly);
       setState('VERIFYING');
       verification = await long.verifyRestored(ref, scratch, plan.tables, schemaOnly);
-      previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${stamp(approvedAt)}`;
+      previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${timestamp(new Date(approvedAt))}`;
       const swapped = await quick.swapIn(target, scratch, previousDatabase);
       scratch = undefined;
       if (!swapped.previousKept) previousDatabase = undefined;

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { DumpRecordSchema, type DumpRecord } from '../catalog/manifest';
+import { DumpRecordSchema, parseManifest, type DumpRecord } from '../catalog/manifest';
 import { dataKey, manifestKey, pendingKey, type BackupType } from '../catalog/naming';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { Encryptor } from '../crypto/encryptor';
@@ -53,8 +53,14 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
       hint: 'two backups of one database started in the same second; run the backup again',
     });
   }
-  if (await storage.stat(manifestKey(db.name, id))) {
-    throw new LifelineError('ObjectExists', `backup ${id} is already catalogued`, { hint: 'run the backup again' });
+  const catalogued = await storage.get(manifestKey(db.name, id));
+  if (catalogued) {
+    // A retry of a step that had already finished (its worker died before reporting it).
+    const manifest = parseManifest(catalogued.toString('utf8'), storage.describe(manifestKey(db.name, id)));
+    if (request.workflow && manifest.workflow?.workflowId === request.workflow.workflowId) return DumpRecordSchema.parse(manifest);
+    throw new LifelineError('ObjectExists', `backup ${id} is already catalogued by ${manifest.workflow?.workflowId ?? 'another run'}`, {
+      hint: 'two backups of one database started in the same second; run the backup again',
+    });
   }
   // Temporary objects of earlier attempts of this backup (a crashed worker leaves them).
   await storage.removeIncomplete(`${db.name}/${id}`);

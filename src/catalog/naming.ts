@@ -8,17 +8,24 @@ export type BackupType = (typeof BACKUP_TYPES)[number];
 /** Database names double as folder names and search-attribute values. */
 export const DATABASE_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/;
 
-const ID_PATTERN = /^(.+)_backup_(\d{8})_(\d{6})$/;
+const ID_PATTERN = /^(.+)_(?:backup|prerestore)_(\d{8})_(\d{6})$/;
 
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
-/** `<db>_backup_YYYYMMDD_HHMMSS` in UTC, as the runbook names them. */
-export function backupId(database: string, at: Date): string {
+/** `YYYYMMDD_HHMMSS` in UTC. */
+export function timestamp(at: Date): string {
   const date = `${at.getUTCFullYear()}${pad(at.getUTCMonth() + 1)}${pad(at.getUTCDate())}`;
-  const time = `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
-  return `${database}_backup_${date}_${time}`;
+  return `${date}_${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`;
+}
+
+/**
+ * `<db>_backup_YYYYMMDD_HHMMSS` in UTC, as the runbook names them; a pre-restore snapshot is
+ * `<db>_prerestore_…`, so that it never takes the id of a backup started in the same second.
+ */
+export function backupId(database: string, at: Date, type: BackupType = 'full'): string {
+  return `${database}_${type === 'pre-restore' ? 'prerestore' : 'backup'}_${timestamp(at)}`;
 }
 
 export function parseBackupId(id: string): { database: string; at: Date } | undefined {

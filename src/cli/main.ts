@@ -2,15 +2,31 @@ import { parseArgs } from 'node:util';
 import { ConfigError, LifelineError, UsageError, errorMessage } from '../errors';
 import type { Command } from './command';
 import { backupCommand } from './commands/backup';
+import { approveCommand, cancelCommand } from './commands/decide';
 import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
+import { restoreCommand } from './commands/restore';
+import { restoresCommand } from './commands/restores';
 import { scheduleCommand } from './commands/schedule';
 import { statusCommand } from './commands/status';
 import { upCommand } from './commands/up';
 import { verifyCommand } from './commands/verify';
 import { workerCommand } from './commands/worker';
 
-const COMMANDS: Command[] = [upCommand, workerCommand, scheduleCommand, backupCommand, listCommand, verifyCommand, statusCommand, keysCommand];
+const COMMANDS: Command[] = [
+  upCommand,
+  workerCommand,
+  scheduleCommand,
+  backupCommand,
+  listCommand,
+  verifyCommand,
+  restoreCommand,
+  restoresCommand,
+  approveCommand,
+  cancelCommand,
+  statusCommand,
+  keysCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

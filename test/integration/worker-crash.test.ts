@@ -11,8 +11,8 @@ import { keyProviderFor } from '../../src/crypto/keys';
 import { waitFor } from '../../src/infra/net';
 import { connectTemporal } from '../../src/temporal/client';
 import { stopProcess } from '../../src/infra/temporal-dev-server';
-import { BACKUP_WORKFLOW_TYPE, BackupDatabase, type BackupWorkflowResult } from '../../workflows/definitions';
-import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { BACKUP_WORKFLOW_TYPE, BackupDatabase, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
+import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -152,5 +152,72 @@ describe('a worker stopped with SIGTERM in the middle of a dump', () => {
     worker = undefined;
     await waitFor('pg_dump to be gone', async () => (await dumps()) === 0, 10_000);
     assert.deepEqual(partialFiles(folder), []);
+  });
+});
+
+describe('a worker killed in the middle of a table restore', () => {
+  let servers: TestServers;
+  let setup: TestSetup;
+  let client: Client;
+  let locker: pg.Client | undefined;
+  const workers: ChildProcess[] = [];
+
+  before(async () => {
+    servers = await testServers();
+    const source = await seededDatabase(servers, 'rk_source');
+    await servers.cluster.sql('GRANT SET ON PARAMETER session_replication_role TO rk_source_owner');
+    setup = await testConfig(servers, 'restore-kill', [{ name: 'rk_source', url: source.url }]);
+    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
+  });
+
+  after(async () => {
+    await locker?.end().catch(() => undefined);
+    for (const w of workers) await stopProcess(w, 2000);
+    await client?.connection.close();
+  });
+
+  it('ends in a completed restore, never a half-restored table', { timeout: 180_000 }, async () => {
+    const url = servers.cluster.adminUrl('rk_source');
+    workers.push(startWorker(setup));
+    const backup = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {
+      taskQueue: setup.config.temporal.taskQueue,
+      workflowId: `rk-backup-${Date.now()}`,
+      args: [{ database: 'rk_source' }],
+    })) as BackupWorkflowResult;
+    const usersAtBackup = (await query<{ n: string }>(url, `SELECT md5(string_agg(u::text, ',' ORDER BY id)) AS n FROM public.users u`))[0]!.n;
+    await query(url, `UPDATE public.users SET full_name = 'changed after backup'`);
+    const changed = (await query<{ n: string }>(url, `SELECT md5(string_agg(u::text, ',' ORDER BY id)) AS n FROM public.users u`))[0]!.n;
+
+    // SHARE lets the pre-restore snapshot read users but holds the restore's DELETE mid-transaction.
+    locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE public.users IN SHARE MODE');
+    const handle = await client.workflow.start(RESTORE_WORKFLOW_TYPE, {
+      taskQueue: setup.config.temporal.taskQueue,
+      workflowId: `rk-restore-${Date.now()}`,
+      args: [{ database: 'rk_source', requestedBy: 'test', mode: 'tables', tables: ['users'], backup: backup.backupId, force: true }],
+    });
+    // Asked on a connection of its own: inside the locker's transaction pg_stat_activity is a snapshot.
+    await waitFor(
+      'the table restore to be inside its transaction',
+      async () =>
+        (await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'rk_source' AND application_name = 'psql' AND wait_event_type = 'Lock'`))[0]!.n > 0,
+      90_000,
+    );
+    const dying = workers.pop()!;
+    dying.kill('SIGKILL');
+    await new Promise((r) => dying.once('exit', r));
+    const during = (await query<{ n: string }>(url, `SELECT md5(string_agg(u::text, ',' ORDER BY id)) AS n FROM public.users u`))[0]!.n;
+    assert.equal(during, changed, 'nothing of the restore is visible');
+
+    workers.push(startWorker(setup));
+    await locker.query('COMMIT');
+    await locker.end();
+    locker = undefined;
+    const result = (await handle.result()) as RestoreWorkflowResult;
+    assert.equal(result.outcome, 'restored');
+    const after = (await query<{ n: string }>(url, `SELECT md5(string_agg(u::text, ',' ORDER BY id)) AS n FROM public.users u`))[0]!.n;
+    assert.equal(after, usersAtBackup);
   });
 });

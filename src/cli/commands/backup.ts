@@ -1,7 +1,7 @@
 import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { LifelineConfig } from '../../config/config';
 import { userInfo } from 'node:os';
-import { BACKUP_TYPES, backupId, type BackupType } from '../../catalog/naming';
+import { BACKUP_TYPES, timestamp, type BackupType } from '../../catalog/naming';
 import { LifelineError, UsageError } from '../../errors';
 import { createClient, workflowUiUrl } from '../../temporal/client';
 import {
@@ -12,7 +12,7 @@ import {
   type BackupWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
-import { config, dbOption, jsonOption, pickDatabase } from '../common';
+import { config, dbOption, jsonOption, pickDatabase, rootCauseMessage } from '../common';
 import { formatBytes, formatDuration, printJson } from '../output';
 
 interface HeartbeatProgress {
@@ -30,7 +30,7 @@ export interface StartedBackup {
 
 /** Starts the backup workflow for one database; only its name goes to Temporal. */
 export async function startBackup(client: Client, cfg: LifelineConfig, database: string, type: BackupType): Promise<StartedBackup> {
-  const workflowId = `lifeline-backup-${database}-manual-${backupId(database, new Date()).slice(-15)}`;
+  const workflowId = `lifeline-backup-${database}-manual-${timestamp(new Date())}`;
   const input: BackupWorkflowInput = { database, type, trigger: `manual:${userInfo().username}` };
   const handle = await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
     taskQueue: cfg.temporal.taskQueue,
@@ -65,9 +65,7 @@ export async function waitForBackup(started: StartedBackup, options: { live: boo
     return (await handle.result()) as BackupWorkflowResult;
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
-      let cause: Error | undefined = err;
-      while (cause?.cause instanceof Error) cause = cause.cause;
-      throw new LifelineError('BackupFailed', `backup failed: ${cause?.message ?? err.message}`, {
+      throw new LifelineError('BackupFailed', `backup failed: ${rootCauseMessage(err)}`, {
         hint: `see the workflow history: ${link}`,
       });
     }

@@ -28,6 +28,11 @@ async function startDemoDatabase(): Promise<{ url: string; cluster: PrivateClust
   const fresh = (await cluster.sql(`SELECT 1 FROM pg_database WHERE datname = 'moneyflow'`)).length === 0;
   const url = await cluster.createDatabase('moneyflow', 'moneyflow', readFileSync(secretFile, 'utf8').trim());
   if (fresh) {
+    // What a restoring role needs (README, "Restores"): make and rename databases, end sessions,
+    // and replace tables without foreign-key cascades.
+    await cluster.sql('ALTER ROLE moneyflow CREATEDB');
+    await cluster.sql('GRANT pg_signal_backend TO moneyflow');
+    await cluster.sql('GRANT SET ON PARAMETER session_replication_role TO moneyflow');
     await seedMoneyFlowAt(url, DEMO_SIZE);
     say(`Seeded the demo MoneyFlow database (${DEMO_SIZE.users} users, ${DEMO_SIZE.transactions} transactions).`);
   }

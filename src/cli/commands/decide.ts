@@ -1,0 +1,48 @@
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { LifelineError, UsageError } from '../../errors';
+import { createClient } from '../../temporal/client';
+import { approveUpdate, cancelUpdate, type RestoreWorkflowResult } from '../../../workflows/definitions';
+import type { Command } from '../command';
+import { config, jsonOption, rootCauseMessage } from '../common';
+import { printJson } from '../output';
+import { describeRestoreResult } from '../restore-output';
+
+/** approve and cancel: the same update with a different verdict, answered by the workflow itself. */
+function decisionCommand(kind: 'approve' | 'cancel'): Command {
+  const needsReason = kind === 'cancel';
+  return {
+    name: kind,
+    summary: kind === 'approve' ? 'approve a waiting restore (it starts at once)' : 'cancel a waiting restore (nothing is changed)',
+    usage: `lifeline ${kind} WORKFLOW_ID --by NAME ${needsReason ? '--reason TEXT' : '[--reason TEXT]'}${kind === 'approve' ? ' [--wait] [--json]' : ''}`,
+    options: { by: { type: 'string' }, reason: { type: 'string' }, ...(kind === 'approve' ? { wait: { type: 'boolean' as const }, ...jsonOption } : {}) },
+    allowPositionals: true,
+    async run({ values, positionals }) {
+      if (positionals.length !== 1) throw new UsageError('give the restore workflow id (see `lifeline restores`)');
+      const by = (values.by as string | undefined)?.trim();
+      if (!by) throw new UsageError('--by NAME is required: who decides');
+      if (needsReason && !(values.reason as string | undefined)?.trim()) throw new UsageError('--reason TEXT is required to cancel');
+      const cfg = config();
+      const client = await createClient(cfg);
+      const handle = client.workflow.getHandle(positionals[0]!);
+      let answer: string;
+      try {
+        answer = await handle.executeUpdate(kind === 'approve' ? approveUpdate : cancelUpdate, { args: [{ by, reason: values.reason as string | undefined }] });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) throw new LifelineError('DecisionRejected', `${kind} rejected: ${rootCauseMessage(err)}`);
+        throw err;
+      }
+      if (!values.wait) {
+        if (values.json) printJson({ workflowId: positionals[0], answer });
+        else process.stdout.write(`Restore ${positionals[0]}: ${answer}.\n`);
+        return 0;
+      }
+      const result = (await handle.result()) as RestoreWorkflowResult;
+      if (values.json) printJson(result);
+      else process.stdout.write(describeRestoreResult(result));
+      return result.outcome === 'restored' ? 0 : 1;
+    },
+  };
+}
+
+export const approveCommand = decisionCommand('approve');
+export const cancelCommand = decisionCommand('cancel');

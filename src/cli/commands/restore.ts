@@ -1,0 +1,108 @@
+import { userInfo } from 'node:os';
+import { timestamp } from '../../catalog/naming';
+import { LifelineError, UsageError } from '../../errors';
+import { waitFor } from '../../infra/net';
+import { createClient, workflowUiUrl } from '../../temporal/client';
+import {
+  BackupDatabase,
+  planQuery,
+  RESTORE_WORKFLOW_TYPE,
+  restoreStateQuery,
+  type RestoreMode,
+  type RestoreWorkflowInput,
+  type RestoreWorkflowResult,
+} from '../../../workflows/definitions';
+import type { Command } from '../command';
+import { config, dbOption, jsonOption, pickDatabase, rootCauseMessage } from '../common';
+import { printJson } from '../output';
+import { describePlan, describeRestoreResult } from '../restore-output';
+
+export const restoreCommand: Command = {
+  name: 'restore',
+  summary: 'ask for a restore: shows the plan, then waits for approval (lifeline approve) unless forced',
+  usage:
+    'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--offsite] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
+  details: `  --latest / --backup ID / --at TIME   which backup: newest full, a given id, newest full at or before TIME (ISO)
+  --db NAME           database whose backups to use (default: the only configured one)
+  --target NAME|URL   where to restore (default: the same database); a URL must not hold a password
+  --tables a,b        replace only these tables' rows (schema.table or table)
+  --schema-only       replace the database with the backup's schema, no rows
+  --data-only         replace every table's rows, keep the schema
+  --force             skip approval where the target allows it (allowForceRestore)
+  --wait              wait until the restore is verified (or cancelled)`,
+  options: {
+    ...dbOption,
+    ...jsonOption,
+    latest: { type: 'boolean' },
+    backup: { type: 'string' },
+    at: { type: 'string' },
+    target: { type: 'string' },
+    tables: { type: 'string' },
+    'schema-only': { type: 'boolean' },
+    'data-only': { type: 'boolean' },
+    offsite: { type: 'boolean' },
+    force: { type: 'boolean' },
+    reason: { type: 'string' },
+    'approval-timeout': { type: 'string' },
+    wait: { type: 'boolean' },
+  },
+  async run({ values }) {
+    const chosen = [values.latest, values.backup, values.at].filter((v) => v !== undefined && v !== false).length;
+    if (chosen !== 1) throw new UsageError('choose the backup with exactly one of --latest, --backup ID, --at TIME');
+    const modes = [values.tables, values['schema-only'], values['data-only']].filter((v) => v !== undefined && v !== false).length;
+    if (modes > 1) throw new UsageError('--tables, --schema-only and --data-only exclude each other');
+    if (values.at !== undefined && Number.isNaN(Date.parse(values.at as string))) throw new UsageError(`--at ${values.at}: not an ISO time like 2026-11-26T03:00:00Z`);
+    const cfg = config();
+    const db = pickDatabase(cfg, values.db as string | undefined);
+    const mode: RestoreMode = values.tables ? 'tables' : values['schema-only'] ? 'schema-only' : values['data-only'] ? 'data-only' : 'full';
+    const input: RestoreWorkflowInput = {
+      database: db.name,
+      backup: values.backup as string | undefined,
+      at: values.at as string | undefined,
+      target: values.target as string | undefined,
+      storage: values.offsite ? 'offsite' : 'local',
+      mode,
+      tables: values.tables ? (values.tables as string).split(',').map((t) => t.trim()).filter(Boolean) : undefined,
+      force: Boolean(values.force),
+      requestedBy: userInfo().username,
+      reason: values.reason as string | undefined,
+      approvalTimeout: values['approval-timeout'] as string | undefined,
+    };
+    const client = await createClient(cfg);
+    const workflowId = `lifeline-restore-${db.name}-${timestamp(new Date())}`;
+    const handle = await client.workflow.start(RESTORE_WORKFLOW_TYPE, {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId,
+      args: [input],
+      typedSearchAttributes: [{ key: BackupDatabase, value: db.name }],
+    });
+    const link = workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId);
+    // The plan exists once the backup has been read back; a failed plan ends the workflow.
+    let failed: unknown;
+    await waitFor('the restore plan', async () => {
+      const state = await handle.query(restoreStateQuery).catch(() => 'FAILED');
+      if (state === 'FAILED') {
+        failed = await handle.result().catch((err) => err);
+        return true;
+      }
+      return state !== 'PLANNING';
+    }, 24 * 3600 * 1000);
+    if (failed) throw new LifelineError('RestoreRefused', `restore refused before anything was touched: ${rootCauseMessage(failed)}`, { hint: `details: ${link}` });
+    const plan = (await handle.query(planQuery))!;
+    const state = await handle.query(restoreStateQuery);
+    if (!values.json) {
+      process.stdout.write(`Restore requested: workflow ${workflowId}\n  ${link}\n${describePlan(plan)}`);
+      if (state === 'WAITING_APPROVAL') {
+        process.stdout.write(`Waiting for approval:\n  lifeline approve ${workflowId} --by NAME\n  lifeline cancel ${workflowId} --by NAME --reason TEXT\n`);
+      }
+    }
+    if (!values.wait) {
+      if (values.json) printJson({ workflowId, state, plan, link });
+      return 0;
+    }
+    const result = (await handle.result()) as RestoreWorkflowResult;
+    if (values.json) printJson(result);
+    else process.stdout.write(describeRestoreResult(result));
+    return result.outcome === 'restored' ? 0 : 1;
+  },
+};
