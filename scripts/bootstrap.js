@@ -11,6 +11,7 @@ const ENTRY = {
   up: ['src/cli/main.ts', 'up'],
   test: ['scripts/test.ts'],
   bench: ['scripts/bench.ts'],
+  'bench-restore': ['scripts/bench-restore.ts'],
 };
 
 function stale() {

@@ -1,13 +1,10 @@
 import {
-  ApplicationFailure,
   CancellationScope,
   log,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import { BACKUP_TYPES, backupId, DATABASE_NAME_PATTERN, type BackupType } from '../src/catalog/naming';
 import {
   BackupDatabase,
@@ -19,30 +16,7 @@ import {
   type BackupWorkflowInput,
   type BackupWorkflowResult,
 } from './definitions';
-
-/** Quick steps: retried a few times, then the backup fails and someone is told. */
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-});
-
-/** Long steps heartbeat their progress; a silent worker (crash) is noticed within the heartbeat timeout. */
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
-});
-
-/** The message an operator needs: the innermost cause (an ActivityFailure wraps the real error). */
-function rootMessage(err: unknown): string {
-  let current = err as { message?: string; cause?: unknown } | undefined;
-  while (current?.cause) current = current.cause as typeof current;
-  return current?.message ?? String(err);
-}
-
-function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(message, 'InvalidInput');
-}
+import { invalid, long, quick, rootMessage } from './steps';
 
 /**
  * The daily backup, as the runbook describes it: check the database → dump, compress, encrypt and

@@ -2,14 +2,12 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   isCancellation,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { Activities } from '../activities';
 import type { RestoreRef } from '../activities/restore';
 import { backupId, DATABASE_NAME_PATTERN, timestamp } from '../src/catalog/naming';
 import {
@@ -29,30 +27,10 @@ import {
   type RestoreWorkflowInput,
   type RestoreWorkflowResult,
 } from './definitions';
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-});
-
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
-});
+import { invalid, long, quick, rootMessage } from './steps';
 
 const RTO_TARGET_MS = 30 * 60 * 1000;
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
-
-function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(message, 'InvalidInput');
-}
-
-function rootMessage(err: unknown): string {
-  let current = err as { message?: string; cause?: unknown } | undefined;
-  while (current?.cause) current = current.cause as typeof current;
-  return current?.message ?? String(err);
-}
 
 /** Checks the hand-written JSON input before anything runs; names the bad field and what is allowed. */
 function validate(input: RestoreWorkflowInput): void {

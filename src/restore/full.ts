@@ -1,18 +1,12 @@
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import type { Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyProviderFor } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { openBackup } from '../backup/read-backup';
 import { localStorageFor } from '../backup/repository';
-import { runPipeline } from '../pipeline/run';
 import { databaseExists, databaseOf, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
-
-/** Below this, streaming into a single pg_restore beats staging a file for pg_restore -j. */
-export const STAGE_FOR_PARALLEL_BYTES = 64 * 1024 * 1024;
 
 export interface ScratchRestore {
   source: DatabaseConfig;
@@ -37,22 +31,16 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
   const scratchConn = onDatabase(conn, r.scratch);
   const chain = await openBackup(localStorageFor(r.source), r.manifest, keyProviderFor(config));
   const ticker = setInterval(() => r.onProgress?.(chain.stored.bytes), 2000);
-  const args = ['--no-owner', ...(r.schemaOnly ? ['--schema-only'] : [])];
+  // Streamed into one pg_restore. pg_restore -j would need a staged copy, and measured it does not
+  // pay: an archive pg_dump wrote to a pipe has no data offsets, so parallel workers rescan the
+  // file (README, "Restores").
   try {
-    if (config.parallelJobs > 1 && r.manifest.sizes.rawBytes >= STAGE_FOR_PARALLEL_BYTES && !r.schemaOnly) {
-      // pg_restore -j needs a seekable archive: stage the plain dump next to the repository.
-      const dir = path.join(config.backupDir, '.staging');
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const staged = path.join(dir, `${r.scratch}.dump`);
-      try {
-        await runPipeline([...chain.stages, createWriteStream(staged, { mode: 0o600 })], r.signal);
-        await runPgRestore({ conn: scratchConn, args: [...args, `--jobs=${config.parallelJobs}`], input: staged, signal: r.signal });
-      } finally {
-        rmSync(staged, { force: true });
-      }
-    } else {
-      await runPgRestore({ conn: scratchConn, args, input: chain.stages, signal: r.signal });
-    }
+    await runPgRestore({
+      conn: scratchConn,
+      args: ['--no-owner', ...(r.schemaOnly ? ['--schema-only'] : [])],
+      input: chain.stages,
+      signal: r.signal,
+    });
   } finally {
     clearInterval(ticker);
   }

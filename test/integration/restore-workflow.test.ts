@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
 import { createWorker } from '../../src/temporal/worker';
 import { ensureTemporalCli } from '../../src/infra/tools';
@@ -66,7 +67,15 @@ describe('restoreWorkflow: approval, full and table restores', () => {
       await servers.cluster.sql(`GRANT SET ON PARAMETER session_replication_role TO ${role}`);
     }
     setup = await testConfig(servers, 'restore', [
-      { name: 'rs_source', url: source.url, restoreChecks: { sql: ['SELECT count(*) > 0 FROM public.users'] } },
+      {
+        name: 'rs_source',
+        url: source.url,
+        restoreChecks: {
+          sql: ['SELECT count(*) > 0 FROM public.users'],
+          // Stands in for `npm run test:critical-paths`: it gets the restored database's URL.
+          command: `test "$(${pgTool('psql')} -X -tAc 'SELECT count(*) FROM public.accounts' "$DATABASE_URL")" -gt 0`,
+        },
+      },
       { name: 'rs_prod', url: prod.url, production: true },
     ]);
     // URL targets get their password the libpq way.
@@ -167,6 +176,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     assert.ok(result.rto && result.rto.met && result.rto.approvalToVerifiedMs > 0);
     assert.ok(result.verification!.tables.every((t) => t.actual === t.expected));
     assert.ok(result.verification!.checks.some((c) => c.name.startsWith('sql:') && c.ok));
+    assert.ok(result.verification!.checks.some((c) => c.name.startsWith('command:') && c.ok));
     assert.ok(result.previousDatabase, 'the replaced database is kept');
     assert.deepEqual(await contentOf(admin(result.previousDatabase)), changed);
     assert.ok(result.snapshotId);
