@@ -7,7 +7,7 @@ import { keyProviderFor } from '../crypto/keys';
 import { LifelineError } from '../errors';
 import { openBackup } from '../backup/read-backup';
 import { localStorageFor } from '../backup/repository';
-import { feedAndWait, processTransform, spawnChild } from '../pipeline/child-process';
+import { feedAndWait, processInput, processOutput, spawnChild } from '../pipeline/child-process';
 import { runPipeline } from '../pipeline/run';
 import { pgTool } from '../postgres/binaries';
 import { libpqEnv, quoteIdent, resolveConnection } from '../postgres/connection';
@@ -79,7 +79,9 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
   const conn = resolveConnection(r.target);
   try {
     const chain = await openBackup(storage, r.manifest, keys);
-    const script = processTransform(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-']);
+    // Wired as two pipelines, not one Duplex: pg_restore stops reading once it has the selected
+    // tables, and its output must still be read to the end.
+    const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-']);
     const transaction = async function* (rows: AsyncIterable<Buffer>) {
       yield Buffer.from(`BEGIN;\n${beforeSql(r.tables)}\n`);
       yield* rows;
@@ -94,7 +96,14 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
             : undefined,
         }),
     });
-    await feedAndWait(runPipeline([...chain.stages, script, transaction, psql.child.stdin], r.signal), psql);
+    const feeding = runPipeline([...chain.stages, processInput(script)], r.signal);
+    const producing = runPipeline([processOutput(script), transaction, psql.child.stdin], r.signal);
+    // A damaged backup is the cause even when pg_restore then fails on its short input.
+    const both = Promise.allSettled([feeding, producing]).then(([fed, produced]) => {
+      if (fed.status === 'rejected') throw fed.reason;
+      if (produced.status === 'rejected') throw produced.reason;
+    });
+    await feedAndWait(both, psql);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@ export function installTemporalRuntime(): void {
   Runtime.install({
     logger: new DefaultLogger(level, ({ level: l, message, meta }) => {
       const { error, ...rest } = (meta ?? {}) as Record<string, unknown> & { error?: unknown };
-      const fields = { ...rest, ...(error instanceof Error ? { error: error.message, errorType: (error as { type?: string }).type } : {}) };
+      const fields = { ...rest, ...(error instanceof Error ? { error: error.message, errorType: (error as { type?: string }).type, stack: process.env.LOG_LEVEL === 'debug' ? error.stack : undefined } : {}) };
       const method = l === 'ERROR' ? 'error' : l === 'WARN' ? 'warn' : l === 'INFO' ? 'info' : 'debug';
       logger[method](fields, message);
     }),

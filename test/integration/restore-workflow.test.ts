@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { pgTool } from '../../src/postgres/binaries';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { connectTemporal } from '../../src/temporal/client';
 import { createWorker } from '../../src/temporal/worker';
 import { ensureTemporalCli } from '../../src/infra/tools';
@@ -188,6 +189,9 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     const undo = await startRestore({ backup: result.snapshotId, target: url.toString(), force: true });
     assert.equal(((await undo.result()) as RestoreWorkflowResult).outcome, 'restored');
     assert.deepEqual(await contentOf(admin('rs_undo')), changed);
+    if (process.env.LIFELINE_RECORD_HISTORY) {
+      writeFileSync(path.join(__dirname, '..', 'replay', 'histories', 'restore-approved.json'), historyToJSON(await handle.fetchHistory()));
+    }
     assert.equal(await schemaOf(admin('rs_undo')), await schemaOf(admin(result.previousDatabase)));
   });
 

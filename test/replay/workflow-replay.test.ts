@@ -1,7 +1,7 @@
 /**
  * Replays recorded histories against the current workflow code: a change that would break
  * workflows already running (a reordered step, a new activity in the middle) fails here.
- * Record a new history with LIFELINE_RECORD_HISTORY=1 npm test -- backup-workflow.
+ * Record new histories with LIFELINE_RECORD_HISTORY=1 npm test -- workflow (backup-workflow, restore-workflow).
  */
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
