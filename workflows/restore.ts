@@ -82,7 +82,8 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
   const validator = (d: Decision) => {
     if (!d || typeof d.by !== 'string' || !d.by.trim()) throw new Error('a decision needs a name: {"by":"alice","reason":"..."}');
     if (decision) throw new Error(`this restore was already ${decision.decision} by ${decision.by}`);
-    if (state !== 'WAITING_APPROVAL' && state !== 'PLANNING') throw new Error(`this restore is ${state}; there is nothing to decide`);
+    if (state === 'PLANNING') throw new Error('the plan is not ready yet: query `plan`, then decide');
+    if (state !== 'WAITING_APPROVAL') throw new Error(`this restore is ${state}; there is nothing to decide`);
   };
   setHandler(approveSignal, decide('approved'));
   setHandler(cancelSignal, decide('cancelled'));

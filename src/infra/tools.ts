@@ -82,7 +82,8 @@ const canApt = () => process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
 /** PostgreSQL server and client programs (Debian's postgresql-15), and the zstd program. */
 export async function ensureSystemTools(say: Say = () => undefined): Promise<void> {
   const missing: string[] = [];
-  if (!debianBinDirs().some((dir) => existsSync(path.join(dir, 'initdb')))) missing.push('postgresql-15');
+  const pgDirs = process.env.LIFELINE_PG_BIN ? [process.env.LIFELINE_PG_BIN] : debianBinDirs();
+  if (!pgDirs.some((dir) => existsSync(path.join(dir, 'initdb')))) missing.push('postgresql-15');
   if (!(await onPath('zstd'))) missing.push('zstd');
   if (missing.length === 0) return;
   if (!canApt()) {

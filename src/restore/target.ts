@@ -1,7 +1,7 @@
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { LifelineError } from '../errors';
 
-export function isUrl(target: string): boolean {
+function isUrl(target: string): boolean {
   return /^postgres(ql)?:\/\//.test(target);
 }
 
