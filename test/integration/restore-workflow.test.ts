@@ -1,4 +1,4 @@
-import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { parseBackupId } from '../../src/catalog/naming';
 import { pgTool } from '../../src/postgres/binaries';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { connectTemporal } from '../../src/temporal/client';
@@ -53,7 +54,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
       workflowId: `rs-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
       args: [{ database: 'rs_source', requestedBy: 'test', ...input }],
     });
-  const waitingFor = async (handle: Awaited<ReturnType<typeof startRestore>>) =>
+  const waitingFor = async (handle: WorkflowHandle) =>
     waitFor('the restore to wait for approval', async () => (await handle.query(restoreStateQuery)) === 'WAITING_APPROVAL', 60_000);
 
   before(async () => {
@@ -106,8 +107,8 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     assert.equal((await handle.query(planQuery))?.backupId, second.backupId);
     await handle.executeUpdate(cancelUpdate, { args: [{ by: 'test', reason: 'only looking' }] });
     assert.equal(((await handle.result()) as RestoreWorkflowResult).outcome, 'cancelled');
-    const firstTaken = Date.parse(second.backupId.replace(/.*_(\d{4})(\d\d)(\d\d)_(\d\d)(\d\d)(\d\d)$/, '$1-$2-$3T$4:$5:$6Z')) - 1;
-    const early = await startRestore({ at: new Date(firstTaken).toISOString(), approvalTimeout: '1h' });
+    const justBeforeSecond = parseBackupId(second.backupId)!.at.getTime() - 1;
+    const early = await startRestore({ at: new Date(justBeforeSecond).toISOString(), approvalTimeout: '1h' });
     await waitingFor(early);
     assert.equal((await early.query(planQuery))?.backupId, first.backupId);
     await early.executeUpdate(cancelUpdate, { args: [{ by: 'test' }] });
@@ -215,7 +216,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     const common = ['--address', servers.temporalAddress, '--namespace', 'default'];
     await run(cli, ['workflow', 'start', ...common, '--task-queue', setup.config.temporal.taskQueue, '--type', RESTORE_WORKFLOW_TYPE, '--workflow-id', id, '--input', input]);
     const handle = client.workflow.getHandle(id);
-    await waitingFor(handle as never);
+    await waitingFor(handle);
     await run(cli, ['workflow', 'signal', ...common, '--workflow-id', id, '--name', 'approve', '--input', '{"by":"alice"}']);
     const result = (await handle.result()) as RestoreWorkflowResult;
     assert.equal(result.outcome, 'restored');
