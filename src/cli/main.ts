@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, LifelineError, UsageError, errorMessage } from '../errors';
 import type { Command } from './command';
 import { backupCommand } from './commands/backup';
+import { decryptCommand } from './commands/decrypt';
 import { approveCommand, cancelCommand } from './commands/decide';
 import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
@@ -26,6 +27,7 @@ const COMMANDS: Command[] = [
   cancelCommand,
   statusCommand,
   keysCommand,
+  decryptCommand,
 ];
 
 function help(): string {
