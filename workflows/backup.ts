@@ -35,7 +35,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
   }
 
   const started = Date.now();
-  const id = backupId(database, new Date(started));
+  const id = backupId(database, new Date(started), type);
   const progress: BackupProgress = { backupId: id, database, phase: 'preflight', startedAt: new Date(started).toISOString() };
   setHandler(progressQuery, () => progress);
   const status = (value: BackupStatusValue) =>
