@@ -9,7 +9,7 @@ import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyProviderFor } from '../src/crypto/keys';
 import { withConnection, resolveConnection } from '../src/postgres/connection';
 import { notifiersFor, type Notice } from '../src/notify';
-import { failuresTranslated } from './errors';
+import { failuresTranslated, owningWorkflow } from './errors';
 
 export interface PreflightResult {
   serverVersion: string;
@@ -38,11 +38,10 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
 
     dumpDatabase: failuresTranslated(async (database: string, request: Omit<DumpRequest, 'workflow'>): Promise<DumpRecord> => {
       const ctx = Context.current();
-      const execution = ctx.info.workflowExecution;
       return dumpToRepository(
         config,
         findDatabase(config, database),
-        { ...request, workflow: execution && { workflowId: execution.workflowId, runId: execution.runId } },
+        { ...request, workflow: owningWorkflow() },
         { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
       );
     }),

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { LifelineError } from '../src/errors';
 
@@ -16,6 +17,12 @@ export function toFailure(err: unknown): unknown {
     });
   }
   return err;
+}
+
+/** The workflow this activity runs for: it owns the backup id a dump writes (a retry of it resumes). */
+export function owningWorkflow(): { workflowId: string; runId: string } | undefined {
+  const execution = Context.current().info.workflowExecution;
+  return execution && { workflowId: execution.workflowId, runId: execution.runId };
 }
 
 export function failuresTranslated<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {

@@ -7,13 +7,13 @@ import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyProviderFor } from '../src/crypto/keys';
 import { onDatabase } from '../src/postgres/admin';
 import { resolveConnection } from '../src/postgres/connection';
-import { dropDatabaseIfExists, restoreIntoScratch, swapIn } from '../src/restore/full';
+import { dropScratch, restoreIntoScratch, swapIn } from '../src/restore/full';
 import { prepareRestore } from '../src/restore/plan';
 import { restoreTables } from '../src/restore/tables';
 import { resolveTarget } from '../src/restore/target';
 import { checkInPlace, verifyRestored } from '../src/restore/verify-restored';
 import type { RestorePlan, RestoreVerification, RestoreWorkflowInput } from '../workflows/definitions';
-import { failuresTranslated } from './errors';
+import { failuresTranslated, owningWorkflow } from './errors';
 
 /** Which backup goes where: names only, resolved here against the worker's configuration. */
 export interface RestoreRef {
@@ -36,11 +36,10 @@ export function createRestoreActivities(config: LifelineConfig) {
     snapshotTarget: failuresTranslated(async (target: string, backupId: string): Promise<string> => {
       const ctx = Context.current();
       const db = resolveTarget(config, target);
-      const execution = ctx.info.workflowExecution;
       const record = await dumpToRepository(
         config,
         db,
-        { backupId, type: 'pre-restore', workflow: execution && { workflowId: execution.workflowId, runId: execution.runId } },
+        { backupId, type: 'pre-restore', workflow: owningWorkflow() },
         { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
       );
       const { verification } = await verifyBackup(localStorageFor(db), record, keyProviderFor(config), {
@@ -101,7 +100,7 @@ export function createRestoreActivities(config: LifelineConfig) {
     }),
 
     dropScratch: failuresTranslated(async (target: string, scratch: string): Promise<void> => {
-      await dropDatabaseIfExists(resolveTarget(config, target), scratch);
+      await dropScratch(resolveTarget(config, target), scratch);
     }),
   };
 }

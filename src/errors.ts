@@ -67,6 +67,13 @@ export class WrongKeyError extends LifelineError {
   }
 }
 
+/** The message of the innermost cause: a workflow failure wraps the activity failure that says why. */
+export function rootCauseMessage(err: unknown): string {
+  let current = err as { message?: string; cause?: unknown } | undefined;
+  while (current?.cause && typeof current.cause === 'object') current = current.cause as typeof current;
+  return current?.message ?? String(err);
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof LifelineError) return err.describe();
   if (err instanceof Error) return err.message;

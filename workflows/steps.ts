@@ -16,11 +16,7 @@ export const long = proxyActivities<Activities>({
 });
 
 /** The message an operator needs: the innermost cause (an ActivityFailure wraps the real error). */
-export function rootMessage(err: unknown): string {
-  let current = err as { message?: string; cause?: unknown } | undefined;
-  while (current?.cause) current = current.cause as typeof current;
-  return current?.message ?? String(err);
-}
+export { rootCauseMessage as rootMessage } from '../src/errors';
 
 export function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'InvalidInput');

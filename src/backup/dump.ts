@@ -41,6 +41,12 @@ export interface DumpHooks {
  * Returns the record the verification and catalog steps build on; it is also kept beside the
  * object (`.pending.json`) so that a retry after a crash returns it instead of dumping again.
  */
+function idTaken(id: string, owner: string | undefined): LifelineError {
+  return new LifelineError('ObjectExists', `backup id ${id} is already taken by ${owner ?? 'another run'}`, {
+    hint: 'two backups of one database started in the same second; run the backup again',
+  });
+}
+
 export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfig, request: DumpRequest, hooks: DumpHooks = {}): Promise<DumpRecord> {
   const storage = localStorageFor(db);
   const { backupId: id } = request;
@@ -49,18 +55,14 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
   if (previous) {
     const record = DumpRecordSchema.parse(JSON.parse(previous.toString('utf8')));
     if (record.workflow?.workflowId === request.workflow?.workflowId && (await storage.stat(record.object.key))) return record;
-    throw new LifelineError('ObjectExists', `backup id ${id} is already taken by ${record.workflow?.workflowId ?? 'another run'}`, {
-      hint: 'two backups of one database started in the same second; run the backup again',
-    });
+    throw idTaken(id, record.workflow?.workflowId);
   }
   const catalogued = await storage.get(manifestKey(db.name, id));
   if (catalogued) {
     // A retry of a step that had already finished (its worker died before reporting it).
     const manifest = parseManifest(catalogued.toString('utf8'), storage.describe(manifestKey(db.name, id)));
     if (request.workflow && manifest.workflow?.workflowId === request.workflow.workflowId) return DumpRecordSchema.parse(manifest);
-    throw new LifelineError('ObjectExists', `backup ${id} is already catalogued by ${manifest.workflow?.workflowId ?? 'another run'}`, {
-      hint: 'two backups of one database started in the same second; run the backup again',
-    });
+    throw idTaken(id, manifest.workflow?.workflowId);
   }
   // Temporary objects of earlier attempts of this backup (a crashed worker leaves them).
   await storage.removeIncomplete(`${db.name}/${id}`);

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { DumpRecord, Verification } from '../catalog/manifest';
+import { qualifiedName, type DumpRecord, type Verification } from '../catalog/manifest';
 import type { KeyProvider } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { pgRestoreListSink, type TocSummary } from '../postgres/pg-restore-list';
@@ -41,9 +41,9 @@ export async function verifyBackup(
   }
   if (record.type === 'full' || record.type === 'data-only') {
     const inToc = new Set(toc.tablesWithData);
-    const missing = record.tables.filter((t) => t.kind === 'table' && !inToc.has(`${t.schema}.${t.name}`));
+    const missing = record.tables.filter((t) => t.kind === 'table' && !inToc.has(qualifiedName(t)));
     if (missing.length) {
-      throw new IntegrityError(`${where}: archive has no data for ${missing.map((t) => `${t.schema}.${t.name}`).join(', ')}`);
+      throw new IntegrityError(`${where}: archive has no data for ${missing.map(qualifiedName).join(', ')}`);
     }
   }
   const verification: Verification = {

@@ -11,6 +11,16 @@ export const TableCountSchema = z.object({
 });
 export type TableCount = z.infer<typeof TableCountSchema>;
 
+/** "schema.table", the name restores and messages use. */
+export function qualifiedName(t: { schema: string; name: string }): string {
+  return `${t.schema}.${t.name}`;
+}
+
+export function splitQualifiedName(table: string): { schema: string; name: string } {
+  const dot = table.indexOf('.');
+  return { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+
 /** What the dump step produced: everything about the stored object, before it is verified. */
 export const DumpRecordSchema = z.object({
   id: z.string(),

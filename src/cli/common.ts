@@ -24,10 +24,3 @@ export function selectDatabases(cfg: LifelineConfig, name: string | undefined): 
 
 export const jsonOption = { json: { type: 'boolean' as const } };
 export const dbOption = { db: { type: 'string' as const } };
-
-/** The message of the innermost cause: a workflow failure wraps the activity failure that says why. */
-export function rootCauseMessage(err: unknown): string {
-  let current = err as { message?: string; cause?: unknown } | undefined;
-  while (current?.cause instanceof Error) current = current.cause as typeof current;
-  return current?.message ?? String(err);
-}

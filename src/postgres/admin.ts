@@ -22,6 +22,11 @@ export async function databaseExists(client: pg.Client, name: string): Promise<b
   return (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
 }
 
+/** Drops a database if it is there, ending its sessions (PostgreSQL 13+). */
+export async function dropDatabaseIfExists(client: pg.Client, name: string): Promise<void> {
+  await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+}
+
 /** Ends every other session on a database (they would block a rename). */
 export async function terminateConnections(client: pg.Client, name: string): Promise<number> {
   const { rowCount } = await client.query(

@@ -4,7 +4,7 @@ import { keyProviderFor } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { openBackup } from '../backup/read-backup';
 import { localStorageFor } from '../backup/repository';
-import { databaseExists, databaseOf, onDatabase, renameDatabase, withServer } from '../postgres/admin';
+import { databaseExists, databaseOf, dropDatabaseIfExists, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 
@@ -25,7 +25,7 @@ export interface ScratchRestore {
 export async function restoreIntoScratch(config: LifelineConfig, r: ScratchRestore): Promise<ResolvedConnection> {
   const conn = resolveConnection(r.target);
   await withServer(conn, async (client) => {
-    if (await databaseExists(client, r.scratch)) await client.query(`DROP DATABASE ${quoteIdent(r.scratch)} WITH (FORCE)`);
+    await dropDatabaseIfExists(client, r.scratch);
     await client.query(`CREATE DATABASE ${quoteIdent(r.scratch)} TEMPLATE template0`);
   });
   const scratchConn = onDatabase(conn, r.scratch);
@@ -50,8 +50,8 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
   return scratchConn;
 }
 
-export async function dropDatabaseIfExists(target: DatabaseConfig, name: string): Promise<void> {
-  await withServer(resolveConnection(target), (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
+export async function dropScratch(target: DatabaseConfig, scratch: string): Promise<void> {
+  await withServer(resolveConnection(target), (client) => dropDatabaseIfExists(client, scratch));
 }
 
 /**

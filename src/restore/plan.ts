@@ -1,6 +1,6 @@
 import { catalogFor, localStorageFor } from '../backup/repository';
 import { verifyBackup } from '../backup/verify';
-import type { Manifest } from '../catalog/manifest';
+import { qualifiedName, type Manifest } from '../catalog/manifest';
 import { findDatabase, type LifelineConfig } from '../config/config';
 import { keyProviderFor } from '../crypto/keys';
 import { LifelineError } from '../errors';
@@ -13,21 +13,17 @@ import { resolveTarget } from './target';
 /** Rough pg_restore speed for the estimate shown to approvers (single job, 2 cores). */
 const RESTORE_BYTES_PER_SECOND = 40 * 1024 * 1024;
 
-function formatTable(t: { schema: string; name: string }): string {
-  return `${t.schema}.${t.name}`;
-}
-
 /** Maps requested names (`table` or `schema.table`) to the backup's tables; unknown ones fail here. */
 export function resolveTables(manifest: Manifest, requested: string[]): string[] {
   const holds = manifest.tables.filter((t) => t.kind === 'table');
   const problems: string[] = [];
   const resolved = requested.map((name) => {
-    const matches = holds.filter((t) => (name.includes('.') ? formatTable(t) === name : t.name === name));
-    if (matches.length === 1) return formatTable(matches[0]!);
-    const parent = manifest.tables.find((t) => t.kind === 'partitioned' && (formatTable(t) === name || t.name === name));
+    const matches = holds.filter((t) => (name.includes('.') ? qualifiedName(t) === name : t.name === name));
+    if (matches.length === 1) return qualifiedName(matches[0]!);
+    const parent = manifest.tables.find((t) => t.kind === 'partitioned' && (qualifiedName(t) === name || t.name === name));
     problems.push(
       matches.length > 1
-        ? `"${name}" is ambiguous (${matches.map(formatTable).join(', ')}): use schema.table`
+        ? `"${name}" is ambiguous (${matches.map(qualifiedName).join(', ')}): use schema.table`
         : parent
           ? `"${name}" is a partitioned table: name its partitions`
           : `"${name}" is not in backup ${manifest.id}`,
@@ -35,7 +31,7 @@ export function resolveTables(manifest: Manifest, requested: string[]): string[]
     return '';
   });
   if (problems.length) {
-    throw new LifelineError('UnknownTable', `${problems.join('; ')}. The backup holds: ${holds.map(formatTable).join(', ')}`);
+    throw new LifelineError('UnknownTable', `${problems.join('; ')}. The backup holds: ${holds.map(qualifiedName).join(', ')}`);
   }
   return [...new Set(resolved)];
 }
@@ -69,7 +65,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
   const tables =
     mode === 'tables'
       ? resolveTables(manifest, input.tables ?? [])
-      : manifest.tables.filter((t) => t.kind === 'table').map(formatTable);
+      : manifest.tables.filter((t) => t.kind === 'table').map(qualifiedName);
   const missing = needsData ? tables.filter((t) => !toc.tableDataLines[t]) : [];
   if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Manifest } from '../catalog/manifest';
+import { splitQualifiedName, type Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyProviderFor } from '../crypto/keys';
 import { LifelineError } from '../errors';
@@ -23,8 +23,8 @@ export interface TablesRestore {
 }
 
 function qualified(table: string): string {
-  const dot = table.indexOf('.');
-  return `${quoteIdent(table.slice(0, dot))}.${quoteIdent(table.slice(dot + 1))}`;
+  const { schema, name } = splitQualifiedName(table);
+  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
 /**

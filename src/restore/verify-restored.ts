@@ -1,15 +1,10 @@
 import { spawn } from 'node:child_process';
-import type { Manifest } from '../catalog/manifest';
+import { qualifiedName, splitQualifiedName, type Manifest } from '../catalog/manifest';
 import type { RestoreChecks } from '../config/config';
 import { IntegrityError } from '../errors';
 import { countRows } from '../postgres/snapshot';
 import { withConnection, type ResolvedConnection } from '../postgres/connection';
 import type { RestoreVerification } from '../../workflows/definitions';
-
-function split(table: string): { schema: string; name: string; kind: 'table' } {
-  const dot = table.indexOf('.');
-  return { schema: table.slice(0, dot), name: table.slice(dot + 1), kind: 'table' };
-}
 
 /** The URL with its password, for the operator's command only (its environment, never Temporal). */
 function urlWithPassword(conn: ResolvedConnection): string {
@@ -41,13 +36,13 @@ export async function verifyRestored(
   tables: string[],
   options: { schemaOnly: boolean; checks: RestoreChecks },
 ): Promise<RestoreVerification> {
-  const recorded = new Map(manifest.tables.map((t) => [`${t.schema}.${t.name}`, t.rows]));
+  const recorded = new Map(manifest.tables.map((t) => [qualifiedName(t), t.rows]));
   const result: RestoreVerification = { tables: [], checks: [] };
   await withConnection(conn, async (client) => {
     await client.query('SELECT 1');
     for (const table of tables) {
       const expected = options.schemaOnly ? 0 : (recorded.get(table) ?? 0);
-      result.tables.push({ table, expected, actual: await countRows(client, split(table)) });
+      result.tables.push({ table, expected, actual: await countRows(client, { ...splitQualifiedName(table), kind: 'table' }) });
     }
     for (const sql of options.checks.sql ?? []) {
       try {

@@ -2,7 +2,7 @@ import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecution
 import type { LifelineConfig } from '../../config/config';
 import { userInfo } from 'node:os';
 import { BACKUP_TYPES, timestamp, type BackupType } from '../../catalog/naming';
-import { LifelineError, UsageError } from '../../errors';
+import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
 import { createClient, workflowUiUrl } from '../../temporal/client';
 import {
   BACKUP_WORKFLOW_TYPE,
@@ -12,7 +12,7 @@ import {
   type BackupWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
-import { config, dbOption, jsonOption, pickDatabase, rootCauseMessage } from '../common';
+import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { formatBytes, formatDuration, printJson } from '../output';
 
 interface HeartbeatProgress {

@@ -1,9 +1,9 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { LifelineError, UsageError } from '../../errors';
+import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
 import { createClient } from '../../temporal/client';
 import { approveUpdate, cancelUpdate, type RestoreWorkflowResult } from '../../../workflows/definitions';
 import type { Command } from '../command';
-import { config, jsonOption, rootCauseMessage } from '../common';
+import { config, jsonOption } from '../common';
 import { printJson } from '../output';
 import { describeRestoreResult } from '../restore-output';
 

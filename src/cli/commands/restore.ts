@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { timestamp } from '../../catalog/naming';
-import { LifelineError, UsageError } from '../../errors';
+import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
 import { waitFor } from '../../infra/net';
 import { createClient, workflowUiUrl } from '../../temporal/client';
 import {
@@ -13,7 +13,7 @@ import {
   type RestoreWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
-import { config, dbOption, jsonOption, pickDatabase, rootCauseMessage } from '../common';
+import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { printJson } from '../output';
 import { describePlan, describeRestoreResult } from '../restore-output';
 
