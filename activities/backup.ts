@@ -6,7 +6,7 @@ import { localStorageFor } from '../src/backup/repository';
 import { verifyBackup as readBackBackup } from '../src/backup/verify';
 import type { DumpRecord, Verification } from '../src/catalog/manifest';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
-import { keyProviderFor } from '../src/crypto/keys';
+import { keyProviderFor, keyringFor } from '../src/crypto/keys';
 import { withConnection, resolveConnection } from '../src/postgres/connection';
 import { notifiersFor, type Notice } from '../src/notify';
 import { failuresTranslated, owningWorkflow } from './errors';
@@ -49,7 +49,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
     verifyBackup: failuresTranslated(async (record: DumpRecord): Promise<Verification> => {
       const ctx = Context.current();
       const storage = localStorageFor(findDatabase(config, record.database));
-      const { verification } = await readBackBackup(storage, record, keyProviderFor(config), {
+      const { verification } = await readBackBackup(storage, record, keyringFor(config), {
         signal: ctx.cancellationSignal,
         onProgress: (bytesRead) => ctx.heartbeat({ phase: 'verifying', bytesRead }),
       });

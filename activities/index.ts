@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { LifelineConfig } from '../src/config/config';
 import { createBackupActivities } from './backup';
+import { createKeyActivities } from './keys';
+import { createReplicationActivities } from './replication';
 import { createRestoreActivities } from './restore';
 
 export function createActivities(config: LifelineConfig, logger: Logger) {
-  return { ...createBackupActivities(config, logger), ...createRestoreActivities(config) };
+  return { ...createBackupActivities(config, logger), ...createRestoreActivities(config), ...createReplicationActivities(config), ...createKeyActivities(config) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,10 +1,11 @@
 import { Context } from '@temporalio/activity';
 import { catalogBackup } from '../src/backup/catalog-backup';
 import { dumpToRepository } from '../src/backup/dump';
-import { catalogFor, localStorageFor } from '../src/backup/repository';
+import { LOCAL, localStorageFor, storageNamed } from '../src/backup/repository';
+import { Catalog } from '../src/catalog/catalog';
 import { verifyBackup } from '../src/backup/verify';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
-import { keyProviderFor } from '../src/crypto/keys';
+import { keyringFor } from '../src/crypto/keys';
 import { onDatabase } from '../src/postgres/admin';
 import { resolveConnection } from '../src/postgres/connection';
 import { dropScratch, restoreIntoScratch, swapIn } from '../src/restore/full';
@@ -20,11 +21,13 @@ export interface RestoreRef {
   database: string;
   backupId: string;
   target: string;
+  /** Where the backup is read from: `local` (default) or a destination name. */
+  storage?: string;
 }
 
 export function createRestoreActivities(config: LifelineConfig) {
-  const source = (ref: RestoreRef) => findDatabase(config, ref.database);
-  const manifestOf = (ref: RestoreRef) => catalogFor(source(ref)).get(ref.backupId);
+  const storageOf = (ref: RestoreRef) => storageNamed(config, findDatabase(config, ref.database), ref.storage ?? LOCAL);
+  const manifestOf = (ref: RestoreRef) => new Catalog(storageOf(ref)).get(ref.backupId);
   const progress = (phase: string) => (bytes: number) => Context.current().heartbeat({ phase, bytesRead: bytes });
 
   return {
@@ -42,7 +45,7 @@ export function createRestoreActivities(config: LifelineConfig) {
         { backupId, type: 'pre-restore', workflow: owningWorkflow() },
         { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
       );
-      const { verification } = await verifyBackup(localStorageFor(db), record, keyProviderFor(config), {
+      const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(config), {
         signal: ctx.cancellationSignal,
         onProgress: progress('verifying snapshot'),
       });
@@ -52,7 +55,7 @@ export function createRestoreActivities(config: LifelineConfig) {
 
     restoreIntoScratch: failuresTranslated(async (ref: RestoreRef, scratch: string, schemaOnly: boolean): Promise<void> => {
       await restoreIntoScratch(config, {
-        source: source(ref),
+        storage: storageOf(ref),
         manifest: await manifestOf(ref),
         target: resolveTarget(config, ref.target),
         scratch,
@@ -67,7 +70,7 @@ export function createRestoreActivities(config: LifelineConfig) {
       const beat = setInterval(() => ctx.heartbeat({ phase: 'restoring tables' }), 5000);
       try {
         await restoreTables(config, {
-          source: source(ref),
+          storage: storageOf(ref),
           manifest: await manifestOf(ref),
           target: resolveTarget(config, ref.target),
           tables,

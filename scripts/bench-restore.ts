@@ -13,7 +13,7 @@ import { localStorageFor } from '../src/backup/repository';
 import { verifyBackup } from '../src/backup/verify';
 import { backupId } from '../src/catalog/naming';
 import { loadConfig } from '../src/config/load';
-import { keyProviderFor } from '../src/crypto/keys';
+import { keyringFor } from '../src/crypto/keys';
 import { createKeyFile } from '../src/crypto/keys/local-key-file';
 import { PrivateCluster } from '../src/infra/postgres-cluster';
 import { pgTool } from '../src/postgres/binaries';
@@ -41,7 +41,7 @@ async function main() {
   const single = loadConfig({ cwd: work, env: { DATABASE_URL: cluster.adminUrl(name), BACKUP_DIR: path.join(work, 'repo'), BACKUP_ENCRYPTION_KEY: keyFile } });
   const db = single.databases[0]!;
   const record = await dumpToRepository(single, db, { backupId: backupId(db.name, new Date()), type: 'full' });
-  const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyProviderFor(single))).verification, 'bench');
+  const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(single))).verification, 'bench');
   const file = path.join(work, 'plain.dump');
   execFileSync(pgTool('pg_dump'), ['-Fc', '-Z0', '-f', file, `--dbname=${cluster.adminUrl(name)}`]);
 
@@ -53,11 +53,11 @@ async function main() {
     await fresh('bench_plain');
     return timed(() => execFileSync(pgTool('pg_restore'), ['--no-owner', `--jobs=${j}`, `--dbname=${cluster.adminUrl('bench_plain')}`, file]));
   };
-  const lifeline = () => timed(() => restoreIntoScratch(single, { source: db, manifest, target: db, scratch: 'bench_lifeline', schemaOnly: false }));
+  const lifeline = () => timed(() => restoreIntoScratch(single, { storage: localStorageFor(db), manifest, target: db, scratch: 'bench_lifeline', schemaOnly: false }));
   // What -j would do with Lifeline's archive: stage it decrypted, then pg_restore -j.
   const staged = async () => {
     const file = path.join(work, 'staged.dump');
-    const chain = await openBackup(localStorageFor(db), manifest, keyProviderFor(single));
+    const chain = await openBackup(localStorageFor(db), manifest, keyringFor(single));
     await fresh('bench_plain');
     return timed(async () => {
       await runPipeline([...chain.stages, createWriteStream(file)]);

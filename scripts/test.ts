@@ -29,6 +29,8 @@ async function main(): Promise<number> {
     [ENV.pgDir]: servers.cluster.dir,
     [ENV.pgPort]: String(servers.cluster.port),
     [ENV.workDir]: workDir,
+    [ENV.s3]: JSON.stringify(servers.s3),
+    [ENV.kms]: JSON.stringify(servers.kms),
   };
   const code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...testFiles()], {

@@ -1,6 +1,7 @@
 import {
   CancellationScope,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -15,7 +16,9 @@ import {
   type BackupStatusValue,
   type BackupWorkflowInput,
   type BackupWorkflowResult,
+  type ReplicationOutcome,
 } from './definitions';
+import { replicateEverywhere } from './replication';
 import { invalid, long, quick, rootMessage } from './steps';
 
 /**
@@ -57,6 +60,15 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     const location = await quick.catalogBackup(record, verification, trigger);
     status('VERIFIED');
 
+    // Workflows started before replication existed replay without it.
+    let replication: ReplicationOutcome[] | undefined;
+    if (patched('replication')) {
+      progress.phase = 'replicating';
+      const destinations = await quick.replicationDestinations();
+      progress.replication = {};
+      replication = await replicateEverywhere(database, id, destinations, (d, s) => (progress.replication![d] = s));
+    }
+
     progress.phase = 'notifying';
     const sent = await quick.notify({
       severity: 'info',
@@ -64,7 +76,9 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       database,
       backupId: id,
       title: `Backup ${id} verified`,
-      text: `${type} backup of ${database}: ${record.sizes.rawBytes} bytes dumped, ${record.sizes.storedBytes} stored at ${location}.`,
+      text:
+        `${type} backup of ${database}: ${record.sizes.rawBytes} bytes dumped, ${record.sizes.storedBytes} stored at ${location}.` +
+        (replication?.length ? ` Replicated: ${replication.map((r) => `${r.destination} ${r.status}`).join(', ')}.` : ''),
     });
     progress.phase = 'done';
     return {
@@ -77,6 +91,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       sha256: record.sha256,
       durationMs: Date.now() - started,
       notified: sent.delivered,
+      ...(replication && { replication }),
     };
   } catch (err) {
     progress.phase = 'failed';

@@ -33,9 +33,23 @@ export interface BackupWorkflowResult {
   sha256: string;
   durationMs: number;
   notified: string[];
+  /** One entry per configured destination (absent in runs from before replication existed). */
+  replication?: ReplicationOutcome[];
 }
 
-export type BackupPhase = 'preflight' | 'dumping' | 'verifying' | 'cataloguing' | 'notifying' | 'done' | 'failed';
+/** What happened to one backup at one destination. */
+export interface ReplicationOutcome {
+  backupId: string;
+  destination: string;
+  status: 'replicated' | 'already-present' | 'failed';
+  location?: string;
+  bytes?: number;
+  partsReused?: number;
+  durationMs?: number;
+  error?: string;
+}
+
+export type BackupPhase = 'preflight' | 'dumping' | 'verifying' | 'cataloguing' | 'replicating' | 'notifying' | 'done' | 'failed';
 
 export interface BackupProgress {
   backupId: string;
@@ -43,6 +57,8 @@ export interface BackupProgress {
   phase: BackupPhase;
   startedAt: string;
   error?: string;
+  /** Destination name → pending | replicated | already-present | failed. */
+  replication?: Record<string, string>;
 }
 
 export const progressQuery = defineQuery<BackupProgress>('progress');
@@ -69,7 +85,8 @@ export interface RestoreWorkflowInput {
   at?: string;
   /** Default: the source database itself. */
   target?: string;
-  storage?: 'local' | 'offsite';
+  /** Where to read the backup: 'local' (default) or a destination name such as 'offsite'. */
+  storage?: string;
   mode?: RestoreMode;
   /** With mode 'tables': `schema.table` or `table` names. */
   tables?: string[];
@@ -135,3 +152,53 @@ export const approveSignal = defineSignal<[Decision]>('approve');
 export const cancelSignal = defineSignal<[Decision]>('cancel');
 export const approveUpdate = defineUpdate<string, [Decision]>('approveRestore');
 export const cancelUpdate = defineUpdate<string, [Decision]>('cancelRestore');
+
+// ---- replication ------------------------------------------------------------------------------
+
+export const REPLICATION_WORKFLOW_TYPE = 'replicationWorkflow';
+
+/** `lifeline replicate`: given backups, or every backup a destination lacks (`missing`). */
+export interface ReplicationWorkflowInput {
+  database: string;
+  backupIds?: string[];
+  missing?: boolean;
+  /** Default: every configured destination. */
+  destinations?: string[];
+  requestedBy?: string;
+}
+
+export interface ReplicationWorkflowResult {
+  outcomes: ReplicationOutcome[];
+  failed: number;
+}
+
+export const replicationProgressQuery = defineQuery<{ done: number; total: number; failed: number }>('replicationProgress');
+
+// ---- key rotation -----------------------------------------------------------------------------
+
+export const KEY_ROTATION_WORKFLOW_TYPE = 'keyRotationWorkflow';
+
+export interface KeyRotationWorkflowInput {
+  /** 'schedule' or a person's name. */
+  requestedBy?: string;
+}
+
+export interface KeyRotationProgress {
+  phase: 'rotating' | 'listing' | 'rewrapping' | 'done' | 'failed';
+  previousKeyId?: string;
+  keyId?: string;
+  total: number;
+  done: number;
+}
+
+export interface KeyRotationWorkflowResult {
+  previousKeyId: string;
+  keyId: string;
+  rewrapped: number;
+  alreadyCurrent: number;
+  /** `storage/database` → backups re-wrapped there. */
+  byPlace: Record<string, number>;
+  durationMs: number;
+}
+
+export const keyRotationProgressQuery = defineQuery<KeyRotationProgress>('rotationProgress');

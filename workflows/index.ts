@@ -1,2 +1,4 @@
 export { backupWorkflow } from './backup';
 export { restoreWorkflow } from './restore';
+export { replicationWorkflow } from './replication';
+export { keyRotationWorkflow } from './key-rotation';

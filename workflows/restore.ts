@@ -95,7 +95,7 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
   let scratch: string | undefined;
   try {
     plan = await long.planRestore(input);
-    const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target };
+    const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target, storage: input.storage };
 
     let outcome: NonNullable<RestoreWorkflowResult['decision']>;
     if (input.force) {

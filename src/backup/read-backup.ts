@@ -1,7 +1,8 @@
 import type { Duplex, Readable } from 'node:stream';
 import type { DumpRecord } from '../catalog/manifest';
 import { Decryptor } from '../crypto/decryptor';
-import type { KeyProvider } from '../crypto/keys';
+import { currentWrapping } from '../catalog/key-envelope';
+import type { Keyring } from '../crypto/keys';
 import { createDecompressor } from '../pipeline/compression';
 import { Meter } from '../pipeline/meter';
 import type { BackupStorage } from '../storage/storage';
@@ -14,11 +15,8 @@ export interface BackupReadChain {
 }
 
 /** The stages that turn a stored backup back into the plain pg_dump archive, measuring both ends. */
-export async function openBackup(storage: BackupStorage, record: DumpRecord, keys: KeyProvider): Promise<BackupReadChain> {
-  const dataKey = await keys.unwrapDataKey(
-    { keyId: record.encryption.keyId, wrappedKey: record.encryption.wrappedKey },
-    { database: record.database, backupId: record.id },
-  );
+export async function openBackup(storage: BackupStorage, record: DumpRecord, keys: Pick<Keyring, 'unwrap'>): Promise<BackupReadChain> {
+  const dataKey = await keys.unwrap(await currentWrapping(storage, record), { database: record.database, backupId: record.id });
   const stored = new Meter({ sha256: true });
   const raw = new Meter({ sha256: true });
   const source = await storage.read(record.object.key);

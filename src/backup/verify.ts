@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { qualifiedName, type DumpRecord, type Verification } from '../catalog/manifest';
-import type { KeyProvider } from '../crypto/keys';
+import type { Keyring } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { pgRestoreListSink, type TocSummary } from '../postgres/pg-restore-list';
 import type { BackupStorage } from '../storage/storage';
@@ -19,20 +19,24 @@ export interface VerifyHooks {
 export async function verifyBackup(
   storage: BackupStorage,
   record: DumpRecord,
-  keys: KeyProvider,
+  keys: Keyring,
   hooks: VerifyHooks = {},
 ): Promise<{ verification: Verification; toc: TocSummary }> {
   const started = Date.now();
   const chain = await openBackup(storage, record, keys);
   const list = pgRestoreListSink();
   const ticker = setInterval(() => hooks.onProgress?.(chain.stored.bytes), 2000);
+  const where = storage.describe(record.object.key);
   try {
     await pipeline(...chain.stages, list.sink, { signal: hooks.signal });
+  } catch (err) {
+    // Say which copy is damaged: the same backup may be kept in several places.
+    if (err instanceof IntegrityError) throw new IntegrityError(`${where}: ${err.message}`, err.hint, err.details);
+    throw err;
   } finally {
     clearInterval(ticker);
   }
   const toc = await list.toc;
-  const where = storage.describe(record.object.key);
   if (chain.stored.sha256() !== record.sha256 || chain.stored.bytes !== record.sizes.storedBytes) {
     throw new IntegrityError(`${where}: stored object differs from what was written (SHA-256 ${chain.stored.sha256()}, expected ${record.sha256})`);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IntegrityError } from '../errors';
+import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
 import { BACKUP_TYPES } from './naming';
 
 export const TableCountSchema = z.object({
@@ -43,7 +44,7 @@ export const DumpRecordSchema = z.object({
   encryption: z.object({
     format: z.literal('lifeline-aes-256-gcm-stream-v1'),
     chunkBytes: z.number().int().positive(),
-    keyProvider: z.string(),
+    keyProvider: z.enum(KEY_PROVIDERS),
     keyId: z.string(),
     wrappedKey: z.string(),
   }),
@@ -51,6 +52,8 @@ export const DumpRecordSchema = z.object({
   tables: z.array(TableCountSchema),
   largeObjects: z.number().int().nonnegative(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }).optional(),
+  /** On a copy in a replication destination: where it came from and when its read-back matched. */
+  replica: z.object({ from: z.string(), replicatedAt: z.string(), readBackSha256: z.string() }).optional(),
 });
 export type DumpRecord = z.infer<typeof DumpRecordSchema>;
 

@@ -53,3 +53,18 @@ export function manifestKey(database: string, id: string): string {
 export function pendingKey(database: string, id: string): string {
   return `${database}/${id}.pending.json`;
 }
+
+const DATA_SUFFIX = /\.dump\.(zst|gz)\.enc$/;
+
+/** The id part of a data object's name (`…/<id>.dump.zst.enc`), or undefined for other names. */
+export function idOfDataKey(key: string): string | undefined {
+  const base = key.slice(key.lastIndexOf('/') + 1);
+  return DATA_SUFFIX.test(base) ? base.replace(DATA_SUFFIX, '') : undefined;
+}
+
+/** An object beside the data object, named after the backup: its manifest or key envelope. */
+export function siblingKey(dataObjectKey: string, suffix: string): string {
+  return dataObjectKey.replace(DATA_SUFFIX, suffix);
+}
+
+export const KEY_ENVELOPE_SUFFIX = '.key.json';

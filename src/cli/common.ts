@@ -24,3 +24,5 @@ export function selectDatabases(cfg: LifelineConfig, name: string | undefined): 
 
 export const jsonOption = { json: { type: 'boolean' as const } };
 export const dbOption = { db: { type: 'string' as const } };
+
+export const storageOption = { storage: { type: 'string' as const } };

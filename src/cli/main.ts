@@ -6,6 +6,7 @@ import { decryptCommand } from './commands/decrypt';
 import { approveCommand, cancelCommand } from './commands/decide';
 import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
+import { replicateCommand } from './commands/replicate';
 import { restoreCommand } from './commands/restore';
 import { restoresCommand } from './commands/restores';
 import { scheduleCommand } from './commands/schedule';
@@ -21,6 +22,7 @@ const COMMANDS: Command[] = [
   backupCommand,
   listCommand,
   verifyCommand,
+  replicateCommand,
   restoreCommand,
   restoresCommand,
   approveCommand,

@@ -34,7 +34,12 @@ export interface LifelineConfig {
   sources: string[];
   backupDir: string;
   retentionDays: number;
-  encryption: { keyFile: string; cipher: 'aes-256-gcm' };
+  /** New backups use KMS when `kms.keyId` is set, else the local key file; old backups open with the provider that wrapped them. */
+  encryption: { keyFile: string; cipher: 'aes-256-gcm'; kms: KmsConfig };
+  /** `quarterly`: a Schedule runs keyRotationWorkflow; `off`: only `lifeline keys rotate`. */
+  keyRotation: 'quarterly' | 'off';
+  /** Where verified backups are replicated to, besides the local repository. */
+  destinations: DestinationConfig[];
   compression: { algorithm: CompressionAlgorithm; level?: number };
   parallelJobs: number;
   /** How long a stopping worker lets running steps finish before cancelling them. */
@@ -42,6 +47,42 @@ export interface LifelineConfig {
   notifications: { webhookUrl?: string; email: string[] };
   temporal: { address: string; namespace: string; taskQueue: string };
   databases: DatabaseConfig[];
+}
+
+export interface KmsConfig {
+  /** Key id, key ARN or alias for new backups; an alias is what `keys rotate` repoints. */
+  keyId?: string;
+  endpoint?: string;
+  region: string;
+}
+
+export type DestinationConfig =
+  | { name: string; kind: 'local'; path: string }
+  | {
+      name: string;
+      kind: 's3';
+      bucket: string;
+      prefix: string;
+      endpoint?: string;
+      region: string;
+      forcePathStyle: boolean;
+      storageClass?: string;
+      serverSideEncryption?: 'AES256' | 'aws:kms';
+      sseKmsKeyId?: string;
+      objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
+      /** Names of the environment variables holding the keys; absent: the AWS default credential chain. */
+      credentialsEnv?: { accessKeyId: string; secretAccessKey: string };
+    };
+
+export function findDestination(config: LifelineConfig, name: string): DestinationConfig {
+  const destination = config.destinations.find((d) => d.name === name);
+  if (!destination) {
+    const known = config.destinations.map((d) => d.name).join(', ') || 'none';
+    throw new LifelineError('UnknownDestination', `unknown destination "${name}" (configured: ${known})`, {
+      hint: 'use one of the configured names, or configure BACKUP_S3_BUCKET / destinations in lifeline.config.yaml',
+    });
+  }
+  return destination;
 }
 
 export function findDatabase(config: LifelineConfig, name: string): DatabaseConfig {

@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors';
-import type { DatabaseConfig, LifelineConfig, ScheduleSpec } from './config';
+import type { DatabaseConfig, DestinationConfig, LifelineConfig, ScheduleSpec } from './config';
 import { demoDatabaseUrl } from './demo';
-import { GlobalSchema } from './schema';
+import type { z } from 'zod';
+import { GlobalSchema, type DestinationEntry } from './schema';
 
 /** Each global setting: its environment variable (which wins) and its key in the config file. */
 const SETTINGS = [
@@ -22,6 +23,19 @@ const SETTINGS = [
   ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
   ['databaseUrl', 'DATABASE_URL', undefined],
   ['shutdownGraceSeconds', 'LIFELINE_SHUTDOWN_GRACE_SECONDS', '30'],
+  ['archiveDir', 'BACKUP_ARCHIVE_DIR', undefined],
+  ['s3Bucket', 'BACKUP_S3_BUCKET', undefined],
+  ['s3Prefix', 'BACKUP_S3_PREFIX', undefined],
+  ['s3Endpoint', 'BACKUP_S3_ENDPOINT', undefined],
+  ['s3Region', 'BACKUP_S3_REGION', undefined],
+  ['s3StorageClass', 'BACKUP_S3_STORAGE_CLASS', undefined],
+  ['s3ServerSideEncryption', 'BACKUP_S3_SSE', undefined],
+  ['s3ObjectLockMode', 'BACKUP_S3_OBJECT_LOCK_MODE', undefined],
+  ['s3ObjectLockDays', 'BACKUP_S3_OBJECT_LOCK_DAYS', undefined],
+  ['kmsKeyId', 'BACKUP_KMS_KEY_ID', undefined],
+  ['kmsEndpoint', 'BACKUP_KMS_ENDPOINT', undefined],
+  ['kmsRegion', 'BACKUP_KMS_REGION', undefined],
+  ['keyRotation', 'BACKUP_KEY_ROTATION', 'quarterly'],
 ] as const;
 
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
@@ -81,7 +95,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
 
   const raw: Record<string, unknown> = {};
   const label: Record<string, string> = {};
-  const fileKeys = new Set<string>([...SETTINGS.map(([k]) => k), 'databases']);
+  const fileKeys = new Set<string>([...SETTINGS.map(([k]) => k), 'databases', 'destinations']);
   const problems: string[] = [];
   for (const key of Object.keys(fileData)) {
     if (!fileKeys.has(key)) problems.push(`${fileLabel}: unknown key "${key}" (allowed: ${[...fileKeys].join(', ')})`);
@@ -100,6 +114,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     }
   }
   if (fileData.databases !== undefined) raw.databases = fileData.databases;
+  if (fileData.destinations !== undefined) raw.destinations = fileData.destinations;
   if (raw.databaseUrl === undefined && raw.databases === undefined) raw.databaseUrl = demoDatabaseUrl(cwd);
 
   const parsed = GlobalSchema.safeParse(raw);
@@ -109,8 +124,8 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       let value: unknown = raw;
       for (const p of issue.path) value = (value as Record<string | number, unknown> | undefined)?.[p as string];
       const where =
-        top === 'databases'
-          ? `${fileLabel}: databases${rest.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')}`
+        top === 'databases' || top === 'destinations'
+          ? `${fileLabel}: ${top}${rest.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')}`
           : (label[top ?? ''] ?? top ?? 'configuration');
       problems.push(`${where} = ${show(value)}: ${issue.message}`);
     }
@@ -169,14 +184,22 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       restoreChecks: d.restoreChecks ?? {},
     });
   });
+  const destinations = destinationsFrom(c, env, resolve, fileLabel, problems);
   if (problems.length) throw new ConfigError(problems);
 
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
   return {
     sources: [file ? file : 'environment'],
     backupDir: resolve(c.backupDir),
     retentionDays: c.retentionDays,
     // aes-256-cbc (the runbook's openssl default) is accepted and served by the authenticated GCM format.
-    encryption: { keyFile: resolve(c.encryptionKey), cipher: 'aes-256-gcm' },
+    encryption: {
+      keyFile: resolve(c.encryptionKey),
+      cipher: 'aes-256-gcm',
+      kms: { keyId: c.kmsKeyId, endpoint: c.kmsEndpoint, region: c.kmsRegion ?? region },
+    },
+    destinations,
+    keyRotation: c.keyRotation,
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
@@ -184,4 +207,66 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     temporal: { address: c.temporalAddress, namespace: c.temporalNamespace, taskQueue: c.taskQueue },
     databases,
   };
+}
+
+type Parsed = z.infer<typeof GlobalSchema>;
+
+/**
+ * Replication destinations: the file's `destinations`, plus `offsite` from BACKUP_S3_* and `archive`
+ * from BACKUP_ARCHIVE_DIR (a setting in the environment replaces a file entry of the same name).
+ */
+function destinationsFrom(c: Parsed, env: NodeJS.ProcessEnv, resolve: (p: string) => string, fileLabel: string, problems: string[]): DestinationConfig[] {
+  const region = c.s3Region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const entries: DestinationEntry[] = [...(c.destinations ?? [])];
+  const replace = (entry: DestinationEntry) => {
+    const at = entries.findIndex((e) => e.name === entry.name);
+    if (at >= 0) entries.splice(at, 1);
+    entries.push(entry);
+  };
+  if (c.s3Bucket) {
+    replace({
+      name: 'offsite',
+      type: 's3',
+      bucket: c.s3Bucket,
+      prefix: c.s3Prefix ?? '',
+      endpoint: c.s3Endpoint,
+      storageClass: c.s3StorageClass,
+      serverSideEncryption: c.s3ServerSideEncryption,
+      objectLock: c.s3ObjectLockDays ? { mode: c.s3ObjectLockMode ?? 'GOVERNANCE', days: c.s3ObjectLockDays } : undefined,
+      accessKeyIdEnv: env.BACKUP_S3_ACCESS_KEY_ID ? 'BACKUP_S3_ACCESS_KEY_ID' : undefined,
+      secretAccessKeyEnv: env.BACKUP_S3_SECRET_ACCESS_KEY ? 'BACKUP_S3_SECRET_ACCESS_KEY' : undefined,
+    });
+  }
+  if (c.archiveDir) replace({ name: 'archive', type: 'local', path: c.archiveDir });
+
+  const seen = new Set<string>();
+  return entries.flatMap((e, i): DestinationConfig[] => {
+    if (seen.has(e.name)) {
+      problems.push(`${fileLabel}: destinations[${i}].name = ${show(e.name)}: names must be unique`);
+      return [];
+    }
+    seen.add(e.name);
+    if (e.type === 'local') return [{ name: e.name, kind: 'local', path: resolve(e.path) }];
+    if ((e.accessKeyIdEnv === undefined) !== (e.secretAccessKeyEnv === undefined)) {
+      problems.push(`${fileLabel}: destinations[${i}]: set both accessKeyIdEnv and secretAccessKeyEnv, or neither (the AWS default credentials)`);
+    }
+    for (const name of [e.accessKeyIdEnv, e.secretAccessKeyEnv]) {
+      if (name && !env[name]) problems.push(`destination ${e.name}: environment variable ${name} is not set`);
+    }
+    return [{
+      name: e.name,
+      kind: 's3',
+      bucket: e.bucket,
+      prefix: e.prefix,
+      endpoint: e.endpoint,
+      region: e.region ?? region,
+      // S3-compatible servers (an endpoint) are addressed path-style unless told otherwise.
+      forcePathStyle: e.forcePathStyle ?? e.endpoint !== undefined,
+      storageClass: e.storageClass,
+      serverSideEncryption: e.serverSideEncryption,
+      sseKmsKeyId: e.sseKmsKeyId,
+      objectLock: e.objectLock,
+      credentialsEnv: e.accessKeyIdEnv && e.secretAccessKeyEnv ? { accessKeyId: e.accessKeyIdEnv, secretAccessKey: e.secretAccessKeyEnv } : undefined,
+    }];
+  });
 }

@@ -64,6 +64,35 @@ export const DatabaseEntrySchema = z.strictObject({
 });
 export type DatabaseEntry = z.infer<typeof DatabaseEntrySchema>;
 
+export const S3_STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'] as const;
+const destinationName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, { error: 'must be 1-32 lower-case letters, digits or "-", starting with a letter' })
+  .refine((n) => n !== 'local', { error: '"local" is the name of the local repository' });
+const s3Bucket = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be an S3 bucket name (3-63 lower-case letters, digits, "." or "-")' });
+const s3Prefix = z.string().regex(/^$|^[^/].*[^/]$|^[^/]$/, { error: 'must not start or end with "/"' });
+const s3Endpoint = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+const sse = z.enum(['AES256', 'aws:kms'], { error: 'must be AES256 or aws:kms' });
+const lockMode = z.enum(['GOVERNANCE', 'COMPLIANCE'], { error: 'must be GOVERNANCE or COMPLIANCE' });
+
+export const DestinationEntrySchema = z.discriminatedUnion('type', [
+  z.strictObject({ name: destinationName, type: z.literal('local'), path: z.string().min(1, { error: 'must be a folder path' }) }),
+  z.strictObject({
+    name: destinationName,
+    type: z.literal('s3'),
+    bucket: s3Bucket,
+    prefix: s3Prefix.default(''),
+    endpoint: s3Endpoint.optional(),
+    region: z.string().min(1).optional(),
+    forcePathStyle: bool.optional(),
+    storageClass: z.enum(S3_STORAGE_CLASSES, { error: `must be one of ${S3_STORAGE_CLASSES.join(', ')}` }).optional(),
+    serverSideEncryption: sse.optional(),
+    sseKmsKeyId: z.string().min(1).optional(),
+    objectLock: z.strictObject({ mode: lockMode, days: int(1, 36500) }).optional(),
+    accessKeyIdEnv: envName.optional(),
+    secretAccessKeyEnv: envName.optional(),
+  }),
+], { error: 'must have type "local" (with path) or "s3" (with bucket)' });
+export type DestinationEntry = z.infer<typeof DestinationEntrySchema>;
+
 export const GlobalSchema = z
   .object({
     backupDir: z.string().min(1, { error: 'must be a folder path' }),
@@ -85,6 +114,22 @@ export const GlobalSchema = z
     taskQueue: z.string().min(1),
     databaseUrl: postgresUrl.optional(),
     databases: z.array(DatabaseEntrySchema).optional(),
+    destinations: z.array(DestinationEntrySchema).optional(),
+    archiveDir: z.string().min(1, { error: 'must be a folder path' }).optional(),
+    s3Bucket: s3Bucket.optional(),
+    s3Prefix: s3Prefix.optional(),
+    s3Endpoint: s3Endpoint.optional(),
+    s3Region: z.string().min(1).optional(),
+    s3StorageClass: z.enum(S3_STORAGE_CLASSES, { error: `must be one of ${S3_STORAGE_CLASSES.join(', ')}` }).optional(),
+    s3ServerSideEncryption: sse.optional(),
+    s3ObjectLockMode: lockMode.optional(),
+    s3ObjectLockDays: int(1, 36500).optional(),
+    kmsKeyId: z.string().regex(/^(alias\/[a-zA-Z0-9/_-]+|arn:aws[a-z-]*:kms:.+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$/, {
+      error: 'must be a KMS key id, key ARN, alias/NAME or alias ARN',
+    }).optional(),
+    kmsEndpoint: s3Endpoint.optional(),
+    kmsRegion: z.string().min(1).optional(),
+    keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
   })
   .superRefine((c, ctx) => {
     if (c.compressionLevel === undefined) return;

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { LifelineError } from '../errors';
@@ -9,7 +9,6 @@ import { toolsBinDir } from './paths';
 const run = promisify(execFile);
 
 export const TEMPORAL_CLI_VERSION = '1.5.1';
-const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 const MIN_GO = [1, 25];
 
 type Say = (line: string) => void;
@@ -39,36 +38,102 @@ function runVisible(command: string, args: string[], env: NodeJS.ProcessEnv = pr
   });
 }
 
+async function goBinary(): Promise<{ go: string; version: string } | undefined> {
+  const go = (await onPath('go')) ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+  if (!go) return undefined;
+  const m = /go(\d+\.\d+)/.exec((await run(go, ['version'])).stdout);
+  return m ? { go, version: m[1]! } : undefined;
+}
+
+function versionAtLeast(version: string, min: number[]): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major * 1000 + minor >= min[0]! * 1000 + min[1]!;
+}
+
+interface GoTool {
+  /** The binary's name in .tools/bin. */
+  binary: string;
+  module: string;
+  version: string;
+  ldflags?: string;
+  /** Environment variable that points at an existing binary instead. */
+  pathEnv: string;
+  /** Roughly how long the first build takes, for the message. */
+  buildTime: string;
+}
+
 /**
- * The Temporal CLI (dev server): TEMPORAL_CLI_PATH, else our pinned build in .tools/bin, else one on
- * PATH, else built now with `go install` (several minutes the first time; Go's caches make it fast after).
+ * A server built from the Go module proxy into .tools/bin, pinned: built once (Go's caches make a
+ * rebuild fast), rebuilt only when the pin changes. A `<binary>.version` file records the pin.
  */
-export async function ensureTemporalCli(say: Say = () => undefined): Promise<string> {
-  const explicit = process.env.TEMPORAL_CLI_PATH;
+async function ensureGoTool(tool: GoTool, say: Say): Promise<string> {
+  const explicit = process.env[tool.pathEnv];
   if (explicit) {
-    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `TEMPORAL_CLI_PATH=${explicit} does not exist`);
+    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `${tool.pathEnv}=${explicit} does not exist`);
     return explicit;
   }
-  const pinned = path.join(toolsBinDir(), 'temporal');
-  if (existsSync(pinned) && (await versionOf(pinned))?.includes(`version ${TEMPORAL_CLI_VERSION}`)) return pinned;
-  const fromPath = await onPath('temporal');
-  if (fromPath && (await versionOf(fromPath))) return fromPath;
-
-  const go = (await onPath('go')) ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
-  const goVersion = go ? /go(\d+)\.(\d+)/.exec((await run(go, ['version'])).stdout) : null;
-  if (!go || !goVersion || Number(goVersion[1]) * 100 + Number(goVersion[2]) < MIN_GO[0]! * 100 + MIN_GO[1]!) {
-    throw new LifelineError('ToolMissing', `the Temporal CLI ${TEMPORAL_CLI_VERSION} is not installed and cannot be built (needs Go >= ${MIN_GO.join('.')}${go ? `, found ${goVersion?.[0] ?? 'unknown'}` : ', Go not found'})`, {
-      hint: 'install Go 1.25+ and run again, or set TEMPORAL_CLI_PATH to a temporal binary, or TEMPORAL_ADDRESS to a running server',
+  const pinned = path.join(toolsBinDir(), tool.binary);
+  const stamp = `${pinned}.version`;
+  if (existsSync(pinned) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === tool.version) return pinned;
+  const go = await goBinary();
+  if (!go || !versionAtLeast(go.version, MIN_GO)) {
+    throw new LifelineError('ToolMissing', `${tool.binary} ${tool.version} is not installed and cannot be built (needs Go >= ${MIN_GO.join('.')}${go ? `, found ${go.version}` : ', Go not found'})`, {
+      hint: `install Go ${MIN_GO.join('.')}+ and run again, or set ${tool.pathEnv} to a ${tool.binary} binary`,
     });
   }
-  say(`Building the Temporal CLI v${TEMPORAL_CLI_VERSION} into ${toolsBinDir()} (first build takes about 5 minutes on 2 cores)…`);
-  await runVisible(go, ['install', '-ldflags', `-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`, `${TEMPORAL_CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`], {
+  say(`Building ${tool.binary} ${tool.version} into ${toolsBinDir()} (the first build takes ${tool.buildTime} on 2 cores)…`);
+  await runVisible(go.go, ['install', ...(tool.ldflags ? ['-ldflags', tool.ldflags] : []), `${tool.module}@${tool.version}`], {
     ...process.env,
     GOBIN: toolsBinDir(),
     CGO_ENABLED: '0',
   });
+  writeFileSync(stamp, tool.version + '\n');
   return pinned;
 }
+
+/**
+ * The Temporal CLI (dev server): TEMPORAL_CLI_PATH, else our pinned build in .tools/bin, else a
+ * `temporal` on PATH, else built now with `go install` (minutes the first time).
+ */
+export async function ensureTemporalCli(say: Say = () => undefined): Promise<string> {
+  if (!process.env.TEMPORAL_CLI_PATH) {
+    const pinned = path.join(toolsBinDir(), 'temporal');
+    if (existsSync(pinned) && (await versionOf(pinned))?.includes(`version ${TEMPORAL_CLI_VERSION}`)) return pinned;
+    const fromPath = await onPath('temporal');
+    if (fromPath && (await versionOf(fromPath))) return fromPath;
+  }
+  return ensureGoTool(
+    {
+      binary: 'temporal',
+      module: 'github.com/temporalio/cli/cmd/temporal',
+      version: `v${TEMPORAL_CLI_VERSION}`,
+      ldflags: `-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+      pathEnv: 'TEMPORAL_CLI_PATH',
+      buildTime: 'about 5 minutes',
+    },
+    say,
+  );
+}
+
+/** versitygw, the S3 server the tests (and a local offsite demo) use. */
+export const ensureVersitygw = (say: Say = () => undefined) =>
+  ensureGoTool(
+    { binary: 'versitygw', module: 'github.com/versity/versitygw/cmd/versitygw', version: 'v1.7.0', pathEnv: 'VERSITYGW_PATH', buildTime: 'about 2 minutes' },
+    say,
+  );
+
+/** local-kms, an implementation of the AWS KMS API for tests. */
+export const ensureLocalKms = (say: Say = () => undefined) =>
+  ensureGoTool(
+    {
+      binary: 'local-kms',
+      module: 'github.com/nsmithuk/local-kms',
+      version: 'v0.0.0-20260228092603-2a5e92d09ab6',
+      pathEnv: 'LOCAL_KMS_PATH',
+      buildTime: 'about a minute',
+    },
+    say,
+  );
 
 async function aptInstall(packages: string[], say: Say): Promise<void> {
   say(`Installing ${packages.join(' ')} with apt-get…`);

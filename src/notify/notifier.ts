@@ -3,7 +3,8 @@ export interface Notice {
   severity: 'info' | 'warning' | 'critical';
   /** Short machine-readable kind, e.g. backup.succeeded, backup.failed. */
   event: string;
-  database: string;
+  /** Absent for installation-wide events (key rotation). */
+  database?: string;
   title: string;
   text: string;
   backupId?: string;

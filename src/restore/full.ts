@@ -1,15 +1,16 @@
 import type { Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
-import { keyProviderFor } from '../crypto/keys';
+import { keyringFor } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { openBackup } from '../backup/read-backup';
-import { localStorageFor } from '../backup/repository';
+import type { BackupStorage } from '../storage/storage';
 import { databaseExists, databaseOf, dropDatabaseIfExists, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 
 export interface ScratchRestore {
-  source: DatabaseConfig;
+  /** Where the backup is read from (local repository or a destination). */
+  storage: BackupStorage;
   manifest: Manifest;
   target: DatabaseConfig;
   scratch: string;
@@ -29,7 +30,7 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
     await client.query(`CREATE DATABASE ${quoteIdent(r.scratch)} TEMPLATE template0`);
   });
   const scratchConn = onDatabase(conn, r.scratch);
-  const chain = await openBackup(localStorageFor(r.source), r.manifest, keyProviderFor(config));
+  const chain = await openBackup(r.storage, r.manifest, keyringFor(config));
   const ticker = setInterval(() => r.onProgress?.(chain.stored.bytes), 2000);
   // Streamed into one pg_restore. pg_restore -j would need a staged copy, and measured it does not
   // pay: an archive pg_dump wrote to a pipe has no data offsets, so parallel workers rescan the

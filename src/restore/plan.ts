@@ -1,8 +1,9 @@
-import { catalogFor, localStorageFor } from '../backup/repository';
+import { LOCAL, storageNamed } from '../backup/repository';
+import { Catalog } from '../catalog/catalog';
 import { verifyBackup } from '../backup/verify';
 import { qualifiedName, type Manifest } from '../catalog/manifest';
 import { findDatabase, type LifelineConfig } from '../config/config';
-import { keyProviderFor } from '../crypto/keys';
+import { keyringFor } from '../crypto/keys';
 import { LifelineError } from '../errors';
 import { databaseExists, databaseOf, databaseSize, withServer } from '../postgres/admin';
 import { resolveConnection } from '../postgres/connection';
@@ -48,10 +49,8 @@ export interface PreparedRestore {
  */
 export async function prepareRestore(config: LifelineConfig, input: RestoreWorkflowInput, onProgress?: (bytes: number) => void): Promise<PreparedRestore> {
   const source = findDatabase(config, input.database);
-  if ((input.storage ?? 'local') !== 'local') {
-    throw new LifelineError('StorageNotConfigured', `storage "${input.storage}" is not configured; this installation restores from "local" only`);
-  }
-  const manifest = await selectBackup(catalogFor(source), source.name, { backup: input.backup, at: input.at });
+  const storage = storageNamed(config, source, input.storage ?? LOCAL);
+  const manifest = await selectBackup(new Catalog(storage), source.name, { backup: input.backup, at: input.at });
   const mode = input.mode ?? 'full';
   const needsData = mode === 'tables' || mode === 'data-only';
   if (needsData && manifest.type === 'schema-only') {
@@ -60,7 +59,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
   if (mode === 'full' && manifest.type !== 'full' && manifest.type !== 'pre-restore') {
     throw new LifelineError('InvalidInput', `backup ${manifest.id} is ${manifest.type}; a full restore needs a full backup`);
   }
-  const { toc } = await verifyBackup(localStorageFor(source), manifest, keyProviderFor(config), { onProgress });
+  const { toc } = await verifyBackup(storage, manifest, keyringFor(config), { onProgress });
 
   const tables =
     mode === 'tables'

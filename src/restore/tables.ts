@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { splitQualifiedName, type Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
-import { keyProviderFor } from '../crypto/keys';
+import { keyringFor } from '../crypto/keys';
 import { LifelineError } from '../errors';
 import { openBackup } from '../backup/read-backup';
-import { localStorageFor } from '../backup/repository';
+import type { BackupStorage } from '../storage/storage';
 import { feedAndWait, processInput, processOutput, spawnChild } from '../pipeline/child-process';
 import { runPipeline } from '../pipeline/run';
 import { pgTool } from '../postgres/binaries';
@@ -14,7 +14,8 @@ import { libpqEnv, quoteIdent, resolveConnection } from '../postgres/connection'
 import { readToc } from './toc';
 
 export interface TablesRestore {
-  source: DatabaseConfig;
+  /** Where the backup is read from (local repository or a destination). */
+  storage: BackupStorage;
   manifest: Manifest;
   target: DatabaseConfig;
   /** "schema.table" names, already checked against the backup. */
@@ -70,8 +71,8 @@ $lifeline$;`;
  * foreign key holds, or nothing changes.
  */
 export async function restoreTables(config: LifelineConfig, r: TablesRestore): Promise<void> {
-  const keys = keyProviderFor(config);
-  const storage = localStorageFor(r.source);
+  const keys = keyringFor(config);
+  const storage = r.storage;
   const toc = await readToc(storage, r.manifest, keys);
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-tables-'));
   const listFile = path.join(work, 'restore.list');

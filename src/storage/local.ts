@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { LifelineError } from '../errors';
-import type { BackupStorage, StorageWriter, StoredObject } from './storage';
+import type { BackupStorage, ByteRange, StorageWriter, StoredObject } from './storage';
 
 const PARTIAL_SUFFIX = '.partial';
 
@@ -50,8 +50,7 @@ export class LocalStorage implements BackupStorage {
   async createWriter(key: string): Promise<StorageWriter> {
     const final = this.file(key);
     await this.ensureDir(path.dirname(final));
-    // Hidden and suffixed, so nothing that lists backups mistakes it for one.
-    const temp = path.join(path.dirname(final), `.${path.basename(final)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
+    const temp = tempFileFor(final);
     const stream = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
     let settled = false;
     return {
@@ -85,12 +84,26 @@ export class LocalStorage implements BackupStorage {
     };
   }
 
-  async read(key: string): Promise<Readable> {
+  async read(key: string, range?: ByteRange): Promise<Readable> {
     const file = this.file(key);
     await fs.access(file, constants.R_OK).catch((err) => {
       throw new LifelineError('ObjectMissing', `${file} cannot be read: ${(err as Error).message}`, { cause: err });
     });
-    return createReadStream(file, { highWaterMark: 1024 * 1024 });
+    if (range && range.end <= range.start) return Readable.from([]);
+    return createReadStream(file, { highWaterMark: 1024 * 1024, ...(range && { start: range.start, end: range.end - 1 }) });
+  }
+
+  async replace(key: string, body: Buffer): Promise<void> {
+    const final = this.file(key);
+    await this.ensureDir(path.dirname(final));
+    const temp = tempFileFor(final);
+    try {
+      await fs.writeFile(temp, body, { mode: 0o600, flag: 'wx', flush: true });
+      await fs.rename(temp, final);
+    } finally {
+      await fs.rm(temp, { force: true });
+    }
+    await syncDir(path.dirname(final));
   }
 
   async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
@@ -174,6 +187,11 @@ export class LocalStorage implements BackupStorage {
     }
     return removed;
   }
+}
+
+/** Hidden and suffixed, so nothing that lists backups mistakes it for one. */
+function tempFileFor(final: string): string {
+  return path.join(path.dirname(final), `.${path.basename(final)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -15,6 +15,12 @@ export interface StorageWriter {
   abort(): Promise<void>;
 }
 
+export interface ByteRange {
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
 export interface StoredObject {
   key: string;
   size: number;
@@ -26,10 +32,14 @@ export interface BackupStorage {
   readonly name: string;
   /** Where it is, for messages (a folder or s3://bucket/prefix). */
   readonly location: string;
-  createWriter(key: string): Promise<StorageWriter>;
-  read(key: string): Promise<Readable>;
+  /** `expectedBytes` (an upper bound of the size) sizes the parts of a multipart upload. */
+  createWriter(key: string, options?: { expectedBytes?: number }): Promise<StorageWriter>;
+  /** The object's bytes, or those in [start, end) of it. */
+  read(key: string, range?: ByteRange): Promise<Readable>;
   /** Writes a small object only if the key is free; returns false when it already exists. */
   putIfAbsent(key: string, body: Buffer): Promise<boolean>;
+  /** Writes or atomically replaces a small object that is meant to change (a backup's key envelope). */
+  replace(key: string, body: Buffer): Promise<void>;
   get(key: string): Promise<Buffer | undefined>;
   stat(key: string): Promise<StoredObject | undefined>;
   list(prefix: string): Promise<StoredObject[]>;

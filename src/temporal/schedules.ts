@@ -7,7 +7,13 @@ import {
   type ScheduleSpec as TemporalScheduleSpec,
 } from '@temporalio/client';
 import type { DatabaseConfig, LifelineConfig, ScheduleSpec } from '../config/config';
-import { BACKUP_WORKFLOW_TYPE, BackupDatabase, type BackupWorkflowInput } from '../../workflows/definitions';
+import {
+  BACKUP_WORKFLOW_TYPE,
+  BackupDatabase,
+  KEY_ROTATION_WORKFLOW_TYPE,
+  type BackupWorkflowInput,
+  type KeyRotationWorkflowInput,
+} from '../../workflows/definitions';
 
 export function backupScheduleId(database: string): string {
   return `lifeline-backup-${database}`;
@@ -46,35 +52,60 @@ export function backupScheduleOptions(config: LifelineConfig, db: DatabaseConfig
 
 export type ScheduleChange = { scheduleId: string; change: 'created' | 'updated' | 'deleted' | 'absent' };
 
-/** Creates or updates one Schedule per database, idempotently; keeps a paused schedule paused. */
-export async function applySchedules(client: Client, config: LifelineConfig): Promise<ScheduleChange[]> {
-  const changes: ScheduleChange[] = [];
-  for (const db of config.databases) {
-    const options = backupScheduleOptions(config, db);
-    const scheduleId = backupScheduleId(db.name);
-    if (!options) {
-      try {
-        await client.schedule.getHandle(scheduleId).delete();
-        changes.push({ scheduleId, change: 'deleted' });
-      } catch (err) {
-        if (!(err instanceof ScheduleNotFoundError)) throw err;
-        changes.push({ scheduleId, change: 'absent' });
-      }
-      continue;
-    }
+export const KEY_ROTATION_SCHEDULE_ID = 'lifeline-key-rotation';
+
+/** Quarterly: the first day of January, April, July and October, 04:00 UTC (after the daily backup). */
+export function keyRotationScheduleOptions(config: LifelineConfig): ScheduleOptions | undefined {
+  if (config.keyRotation === 'off') return undefined;
+  const input: KeyRotationWorkflowInput = { requestedBy: 'schedule' };
+  return {
+    scheduleId: KEY_ROTATION_SCHEDULE_ID,
+    spec: {
+      calendars: [{ month: ['JANUARY', 'APRIL', 'JULY', 'OCTOBER'], dayOfMonth: 1, hour: 4, minute: 0, comment: 'quarterly key rotation' }],
+      timezone: 'UTC',
+    },
+    action: {
+      type: 'startWorkflow',
+      workflowType: KEY_ROTATION_WORKFLOW_TYPE,
+      taskQueue: config.temporal.taskQueue,
+      workflowId: KEY_ROTATION_SCHEDULE_ID,
+      args: [input],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '7 days', pauseOnFailure: false },
+    memo: { lifeline: 'key rotation schedule' },
+  };
+}
+
+/** Creates, updates or deletes one Schedule, idempotently; keeps a paused schedule paused. */
+async function applySchedule(client: Client, scheduleId: string, options: ScheduleOptions | undefined): Promise<ScheduleChange> {
+  if (!options) {
     try {
-      await client.schedule.create(options);
-      changes.push({ scheduleId, change: 'created' });
+      await client.schedule.getHandle(scheduleId).delete();
+      return { scheduleId, change: 'deleted' };
     } catch (err) {
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(scheduleId).update((prev) => ({
-        ...prev,
-        spec: options.spec,
-        action: options.action,
-        policies: { ...prev.policies, ...options.policies },
-      }));
-      changes.push({ scheduleId, change: 'updated' });
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      return { scheduleId, change: 'absent' };
     }
   }
+  try {
+    await client.schedule.create(options);
+    return { scheduleId, change: 'created' };
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(scheduleId).update((prev) => ({
+      ...prev,
+      spec: options.spec,
+      action: options.action,
+      policies: { ...prev.policies, ...options.policies },
+    }));
+    return { scheduleId, change: 'updated' };
+  }
+}
+
+/** One backup Schedule per database, and the key rotation Schedule. */
+export async function applySchedules(client: Client, config: LifelineConfig): Promise<ScheduleChange[]> {
+  const changes: ScheduleChange[] = [];
+  for (const db of config.databases) changes.push(await applySchedule(client, backupScheduleId(db.name), backupScheduleOptions(config, db)));
+  changes.push(await applySchedule(client, KEY_ROTATION_SCHEDULE_ID, keyRotationScheduleOptions(config)));
   return changes;
 }

@@ -1,3 +1,4 @@
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,19 +25,36 @@ export interface TestSetup {
   env: Record<string, string>;
 }
 
+export interface TestConfigOptions {
+  /** Entries for the config file's `destinations`. */
+  destinations?: Array<Record<string, unknown>>;
+  /** More environment (BACKUP_KMS_KEY_ID, …). */
+  env?: Record<string, string>;
+}
+
 /** A configuration of our own: its own folder, key, task queue, and the given databases. */
-export async function testConfig(servers: TestServers, label: string, databases: Array<{ name: string; url: string; [k: string]: unknown }>): Promise<TestSetup> {
+export async function testConfig(
+  servers: TestServers,
+  label: string,
+  databases: Array<{ name: string; url: string; [k: string]: unknown }>,
+  options: TestConfigOptions = {},
+): Promise<TestSetup> {
   const dir = newWorkDir(label);
   mkdirSync(path.join(dir, 'keys'), { recursive: true });
   const keyFile = path.join(dir, 'keys', 'master.key');
   await createKeyFile(keyFile);
-  writeFileSync(path.join(dir, 'lifeline.config.json'), JSON.stringify({ databases }, null, 2));
+  writeFileSync(path.join(dir, 'lifeline.config.json'), JSON.stringify({ databases, ...(options.destinations && { destinations: options.destinations }) }, null, 2));
   const env = {
     BACKUP_DIR: path.join(dir, 'backups'),
     BACKUP_ENCRYPTION_KEY: keyFile,
     TEMPORAL_ADDRESS: servers.temporalAddress,
     LIFELINE_TASK_QUEUE: `test-${label}-${randomBytes(4).toString('hex')}`,
     LIFELINE_CONFIG: path.join(dir, 'lifeline.config.json'),
+    // The variables destinations name for their credentials, as the worker's environment holds them.
+    ...Object.fromEntries(
+      (options.destinations ?? []).flatMap((d) => [d.accessKeyIdEnv, d.secretAccessKeyEnv]).filter((n): n is string => typeof n === 'string').map((n) => [n, process.env[n] ?? '']),
+    ),
+    ...options.env,
   };
   return { dir, env, config: loadConfig({ cwd: dir, env }) };
 }
@@ -49,4 +67,30 @@ export async function query<T extends pg.QueryResultRow>(url: string, text: stri
   } finally {
     await client.end();
   }
+}
+
+/** A destination entry on the test S3 server; creates its bucket (versioned, with object lock, when it has `objectLock`). */
+export async function s3Destination(
+  s3: { endpoint: string; accessKeyId: string; secretAccessKey: string },
+  name: string,
+  bucket: string,
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
+  // Names of variables travel in configuration; the values stay in this (the worker's) process.
+  process.env.LIFELINE_TEST_S3_KEY = s3.accessKeyId;
+  process.env.LIFELINE_TEST_S3_SECRET = s3.secretAccessKey;
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: extra.objectLock !== undefined }));
+  } catch (err) {
+    if (!['BucketAlreadyOwnedByYou', 'BucketAlreadyExists'].includes((err as Error).name)) throw err;
+  } finally {
+    client.destroy();
+  }
+  return { name, type: 's3', bucket, endpoint: s3.endpoint, accessKeyIdEnv: 'LIFELINE_TEST_S3_KEY', secretAccessKeyEnv: 'LIFELINE_TEST_S3_SECRET', ...extra };
 }

@@ -8,9 +8,11 @@ import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
+import { startLocalKms } from '../../src/infra/kms-server';
 import { PrivateCluster } from '../../src/infra/postgres-cluster';
+import { startLocalS3 } from '../../src/infra/s3-server';
 import { startTemporalDevServer } from '../../src/infra/temporal-dev-server';
-import { ensureSystemTools, ensureTemporalCli } from '../../src/infra/tools';
+import { ensureLocalKms, ensureSystemTools, ensureTemporalCli, ensureVersitygw } from '../../src/infra/tools';
 
 export interface TestServers {
   temporalAddress: string;
@@ -18,7 +20,12 @@ export interface TestServers {
   temporalDbFile: string;
   cluster: PrivateCluster;
   workDir: string;
+  s3: { endpoint: string; accessKeyId: string; secretAccessKey: string; dataDir: string };
+  kms: { endpoint: string; region: string };
 }
+
+/** A fixed key local-kms is seeded with, to check the server answers (DescribeKey). */
+export const SEEDED_KMS_KEY = { keyId: '7d1b2f4e-5a6c-4e8f-9b0a-1c2d3e4f5a6b', backingKey: '5cdaead27fe7da2de47945d73cd6d79e36494e73802f3cd3869f1d2cb0b5d7a9', alias: 'alias/lifeline-seeded' };
 
 export const ENV = {
   address: 'LIFELINE_TEST_TEMPORAL_ADDRESS',
@@ -26,6 +33,8 @@ export const ENV = {
   pgDir: 'LIFELINE_TEST_PG_DIR',
   pgPort: 'LIFELINE_TEST_PG_PORT',
   workDir: 'LIFELINE_TEST_WORK_DIR',
+  s3: 'LIFELINE_TEST_S3',
+  kms: 'LIFELINE_TEST_KMS',
 } as const;
 
 export async function startTestServers(workDir: string): Promise<TestServers & { stop(): Promise<void> }> {
@@ -34,14 +43,17 @@ export async function startTestServers(workDir: string): Promise<TestServers & {
   const temporalDbFile = path.join(workDir, 'temporal', 'temporal.db');
   const server = await startTemporalDevServer({ cliPath, dbFile: temporalDbFile, logFile: path.join(workDir, 'temporal', 'server.log') });
   const cluster = await new PrivateCluster(path.join(workDir, 'postgres')).start();
+  const s3 = await startLocalS3(await ensureVersitygw((l) => console.log(l)), path.join(workDir, 's3'));
+  const kms = await startLocalKms(await ensureLocalKms((l) => console.log(l)), path.join(workDir, 'kms'), [SEEDED_KMS_KEY]);
   return {
     temporalAddress: server.address,
     temporalDbFile,
     cluster,
     workDir,
+    s3: { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, dataDir: s3.dataDir },
+    kms: { endpoint: kms.endpoint, region: kms.region },
     async stop() {
-      await server.stop();
-      await cluster.stop();
+      await Promise.all([server.stop(), cluster.stop(), s3.stop(), kms.stop()]);
     },
   };
 }
@@ -59,7 +71,14 @@ export function testServers(): Promise<TestServers> {
     const env = process.env;
     if (env[ENV.address] && env[ENV.pgDir] && env[ENV.pgPort]) {
       const cluster = await new PrivateCluster(env[ENV.pgDir]!, Number(env[ENV.pgPort])).start();
-      return { temporalAddress: env[ENV.address]!, temporalDbFile: env[ENV.dbFile]!, cluster, workDir: env[ENV.workDir]! };
+      return {
+        temporalAddress: env[ENV.address]!,
+        temporalDbFile: env[ENV.dbFile]!,
+        cluster,
+        workDir: env[ENV.workDir]!,
+        s3: JSON.parse(env[ENV.s3]!),
+        kms: JSON.parse(env[ENV.kms]!),
+      };
     }
     const servers = await startTestServers(newWorkDir('servers'));
     after(() => servers.stop());

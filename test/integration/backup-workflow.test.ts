@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { openBackup } from '../../src/backup/read-backup';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
-import { keyProviderFor } from '../../src/crypto/keys';
+import { keyringFor } from '../../src/crypto/keys';
 import { spawnChild } from '../../src/pipeline/child-process';
 import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
@@ -90,7 +90,7 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     // Decrypt + decompress the stored file straight into pg_restore, into a brand-new database.
     await servers.cluster.sql('DROP DATABASE IF EXISTS it_restored');
     await servers.cluster.sql('CREATE DATABASE it_restored');
-    const chain = await openBackup(localStorageFor(db), manifest, keyProviderFor(setup.config));
+    const chain = await openBackup(localStorageFor(db), manifest, keyringFor(setup.config));
     const restore = spawnChild(pgTool('pg_restore'), ['--no-owner', '--exit-on-error', `--dbname=${servers.cluster.adminUrl('it_restored')}`]);
     await pipeline(...chain.stages, restore.child.stdin);
     await restore.exited;

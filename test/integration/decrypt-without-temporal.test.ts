@@ -10,7 +10,7 @@ import { dumpToRepository } from '../../src/backup/dump';
 import { localStorageFor } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
 import { backupId } from '../../src/catalog/naming';
-import { keyProviderFor } from '../../src/crypto/keys';
+import { keyringFor } from '../../src/crypto/keys';
 import { createKeyFile } from '../../src/crypto/keys/local-key-file';
 import { pgTool } from '../../src/postgres/binaries';
 import { contentOf } from '../harness/compare';
@@ -40,7 +40,7 @@ describe('recovery without Temporal: lifeline decrypt + pg_restore', () => {
     const setup = await testConfig(servers, 'decrypt', [{ name: 'dx_source', url: source.url }]);
     const db = setup.config.databases[0]!;
     const record = await dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
-    const { verification } = await verifyBackup(localStorageFor(db), record, keyProviderFor(setup.config));
+    const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(setup.config));
     await catalogBackup(db, record, verification, 'test');
     // As if fetched from offsite into an empty folder on a new machine.
     flat = mkdtempSync(path.join(tmpdir(), 'lifeline-recovered-'));

@@ -7,10 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
-import { keyProviderFor } from '../../src/crypto/keys';
+import { keyringFor } from '../../src/crypto/keys';
 import { waitFor } from '../../src/infra/net';
 import { connectTemporal } from '../../src/temporal/client';
-import { stopProcess } from '../../src/infra/temporal-dev-server';
+import { stopProcess } from '../../src/infra/server-process';
 import { BACKUP_WORKFLOW_TYPE, BackupDatabase, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
@@ -109,7 +109,7 @@ describe('a worker killed in the middle of a dump', () => {
     assert.deepEqual(manifests.map((m) => m.id), [result.backupId]);
     const files = readdirSync(folder).sort();
     assert.deepEqual(files, [`${result.backupId}.dump.zst.enc`, `${result.backupId}.manifest.json`]);
-    await verifyBackup(localStorageFor(db), manifests[0]!, keyProviderFor(ctx.setup.config));
+    await verifyBackup(localStorageFor(db), manifests[0]!, keyringFor(ctx.setup.config));
   });
 });
 

@@ -1,43 +1,72 @@
-import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { openBackup } from '../../backup/read-backup';
+import { destinationStorage } from '../../backup/repository';
 import { parseManifest } from '../../catalog/manifest';
-import { MANIFEST_SUFFIX } from '../../catalog/naming';
+import { idOfDataKey, MANIFEST_SUFFIX, siblingKey } from '../../catalog/naming';
+import type { LifelineConfig } from '../../config/config';
 import { loadConfig } from '../../config/load';
-import { LocalKeyFileProvider } from '../../crypto/keys/local-key-file';
+import { keyringFor } from '../../crypto/keys';
 import { IntegrityError, UsageError } from '../../errors';
 import { runPipeline } from '../../pipeline/run';
 import { LocalStorage } from '../../storage/local';
+import type { BackupStorage } from '../../storage/storage';
 import type { Command } from '../command';
 
 /**
- * Recovery without Temporal, a database or the catalog: a backup file, its manifest beside it and
- * the key are enough to get the plain pg_dump archive back (then `pg_restore` it).
+ * A backup named by a path or an s3:// URL, read where it is. For S3 the client settings come
+ * from the destination configured for that bucket, else from BACKUP_S3_* and the AWS environment.
+ */
+function locate(config: LifelineConfig, source: string): { storage: BackupStorage; key: string } {
+  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);
+  if (!s3) {
+    const file = path.resolve(source);
+    return { storage: new LocalStorage('file', path.dirname(file)), key: path.basename(file) };
+  }
+  const [, bucket, key] = s3 as unknown as [string, string, string];
+  const configured = config.destinations.find((d) => d.kind === 's3' && d.bucket === bucket);
+  const base = configured?.kind === 's3' ? configured : {
+    endpoint: process.env.BACKUP_S3_ENDPOINT,
+    region: process.env.BACKUP_S3_REGION ?? process.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: process.env.BACKUP_S3_ENDPOINT !== undefined,
+    credentialsEnv: process.env.BACKUP_S3_ACCESS_KEY_ID ? { accessKeyId: 'BACKUP_S3_ACCESS_KEY_ID', secretAccessKey: 'BACKUP_S3_SECRET_ACCESS_KEY' } : undefined,
+  };
+  // Keys are taken whole from the URL, so no prefix.
+  return { storage: destinationStorage({ ...base, name: 'url', kind: 's3', bucket, prefix: '' }), key };
+}
+
+/**
+ * Recovery without Temporal, a database or the catalog: a backup file (local or in S3), its
+ * manifest beside it and the key are enough to get the plain pg_dump archive back.
  */
 export const decryptCommand: Command = {
   name: 'decrypt',
-  summary: 'turn a backup file back into a plain pg_dump archive (needs only the file, its manifest and the key)',
-  usage: 'lifeline decrypt FILE [-o OUT] [--key KEYFILE]',
+  summary: 'turn a backup (file or s3:// URL) back into a plain pg_dump archive, with only the backup, its manifest and the key',
+  usage: 'lifeline decrypt FILE|s3://BUCKET/KEY [-o OUT] [--key KEYFILE]',
   details: `  FILE           the .dump.<zst|gz>.enc file; its .manifest.json must be beside it
+  s3://…         the same in S3 (endpoint and credentials: the destination configured for the bucket,
+                 else BACKUP_S3_ENDPOINT/BACKUP_S3_REGION/BACKUP_S3_ACCESS_KEY_ID/… or the AWS environment)
   -o, --output   where to write the archive (default: standard output, for a pipe into pg_restore)
-  --key KEYFILE  the master key file (default: BACKUP_ENCRYPTION_KEY, else .lifeline/keys/master.key)
+  --key KEYFILE  the local master key file (default: BACKUP_ENCRYPTION_KEY); KMS-wrapped backups use
+                 KMS (BACKUP_KMS_REGION/BACKUP_KMS_ENDPOINT and the AWS credentials)
   Example: lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc | pg_restore -d postgresql://…/moneyflow`,
   options: { output: { type: 'string', short: 'o' }, key: { type: 'string' } },
   allowPositionals: true,
   async run({ values, positionals }) {
-    if (positionals.length !== 1) throw new UsageError('give one backup file');
-    const file = path.resolve(positionals[0]!);
-    const match = /^(.*)\.dump\.(zst|gz)\.enc$/.exec(path.basename(file));
-    if (!match) throw new UsageError(`${file} is not a backup file (<id>.dump.zst.enc or <id>.dump.gz.enc)`);
-    const manifestFile = path.join(path.dirname(file), `${match[1]}${MANIFEST_SUFFIX}`);
-    if (!existsSync(manifestFile)) throw new UsageError(`no manifest beside the backup: ${manifestFile} (it holds the wrapped key)`);
-    const manifest = parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile);
-    const keyFile = values.key ? path.resolve(values.key as string) : loadConfig({ requireDatabases: false }).encryption.keyFile;
+    if (positionals.length !== 1) throw new UsageError('give one backup file or s3:// URL');
+    const source = positionals[0]!;
+    const config = loadConfig({ requireDatabases: false });
+    const { storage, key } = locate(config, source);
+    const id = idOfDataKey(key);
+    if (!id) throw new UsageError(`${source} is not a backup (<id>.dump.zst.enc or <id>.dump.gz.enc)`);
+    const manifestKey = siblingKey(key, MANIFEST_SUFFIX);
+    const body = await storage.get(manifestKey);
+    if (!body) throw new UsageError(`no manifest beside the backup: ${storage.describe(manifestKey)} (it holds the wrapped key)`);
+    const manifest = parseManifest(body.toString('utf8'), storage.describe(manifestKey));
     if (values.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write a binary archive to a terminal: use -o FILE or a pipe');
+    if (values.key) config.encryption.keyFile = path.resolve(values.key as string);
 
-    // Read the file where it is, whatever folder it was copied into.
-    const storage = new LocalStorage('file', path.dirname(file));
-    const chain = await openBackup(storage, { ...manifest, object: { storage: 'file', key: path.basename(file) } }, new LocalKeyFileProvider(keyFile));
+    const chain = await openBackup(storage, { ...manifest, object: { storage: storage.name, key } }, keyringFor(config));
     const out = values.output ? createWriteStream(path.resolve(values.output as string), { mode: 0o600 }) : process.stdout;
     try {
       await runPipeline([...chain.stages, out]);

@@ -1,23 +1,35 @@
-import { catalogFor } from '../../backup/repository';
+import { catalogFor, destinationStorage, LOCAL } from '../../backup/repository';
+import { Catalog } from '../../catalog/catalog';
+import type { Manifest } from '../../catalog/manifest';
+import { findDestination } from '../../config/config';
+import { loadConfig } from '../../config/load';
 import type { Command } from '../command';
-import { config, dbOption, jsonOption, selectDatabases } from '../common';
+import { dbOption, jsonOption, selectDatabases, storageOption } from '../common';
 import { formatBytes, printJson, table } from '../output';
 
 export const listCommand: Command = {
   name: 'list',
-  summary: 'list verified backups (reads the repository; no Temporal needed)',
-  usage: 'lifeline list [--db NAME] [--json]',
-  options: { ...dbOption, ...jsonOption },
+  summary: 'list verified backups, locally or in a destination (reads the storage itself; no Temporal needed)',
+  usage: 'lifeline list [--db NAME] [--storage local|DESTINATION] [--json]',
+  details: `  --db NAME          one database (default: all; in a destination, every database it holds)
+  --storage NAME     local (default) or a configured destination such as offsite or archive`,
+  options: { ...dbOption, ...jsonOption, ...storageOption },
   async run({ values }) {
-    const cfg = config();
-    const manifests = [];
-    for (const db of selectDatabases(cfg, values.db as string | undefined)) manifests.push(...(await catalogFor(db).list(db.name)));
+    const where = (values.storage as string | undefined) ?? LOCAL;
+    // A destination can be listed from an empty machine: it needs the destination, not a database.
+    const cfg = loadConfig({ requireDatabases: where === LOCAL });
+    const manifests: Manifest[] = [];
+    if (where === LOCAL) {
+      for (const db of selectDatabases(cfg, values.db as string | undefined)) manifests.push(...(await catalogFor(db).list(db.name)));
+    } else {
+      manifests.push(...(await new Catalog(destinationStorage(findDestination(cfg, where))).list(values.db as string | undefined)));
+    }
     if (values.json) {
       printJson(manifests.map(({ encryption: { wrappedKey: _omit, ...encryption }, ...m }) => ({ ...m, encryption })));
       return 0;
     }
     if (manifests.length === 0) {
-      process.stdout.write('No backups yet. Take one with `lifeline backup --wait`.\n');
+      process.stdout.write(where === LOCAL ? 'No backups yet. Take one with `lifeline backup --wait`.\n' : `No backups in ${where}.\n`);
       return 0;
     }
     process.stdout.write(

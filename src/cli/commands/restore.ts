@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { timestamp } from '../../catalog/naming';
+import { findDestination } from '../../config/config';
 import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
 import { waitFor } from '../../infra/net';
 import { createClient, workflowUiUrl } from '../../temporal/client';
@@ -21,7 +22,7 @@ export const restoreCommand: Command = {
   name: 'restore',
   summary: 'ask for a restore: shows the plan, then waits for approval (lifeline approve) unless forced',
   usage:
-    'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--offsite] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
+    'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--offsite | --from DESTINATION] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
   details: `  --latest / --backup ID / --at TIME   which backup: newest full, a given id, newest full at or before TIME (ISO)
   --db NAME           database whose backups to use (default: the only configured one)
   --target NAME|URL   where to restore (default: the same database); a URL must not hold a password
@@ -41,6 +42,7 @@ export const restoreCommand: Command = {
     'schema-only': { type: 'boolean' },
     'data-only': { type: 'boolean' },
     offsite: { type: 'boolean' },
+    from: { type: 'string' },
     force: { type: 'boolean' },
     reason: { type: 'string' },
     'approval-timeout': { type: 'string' },
@@ -52,7 +54,9 @@ export const restoreCommand: Command = {
     const modes = [values.tables, values['schema-only'], values['data-only']].filter((v) => v !== undefined && v !== false).length;
     if (modes > 1) throw new UsageError('--tables, --schema-only and --data-only exclude each other');
     if (values.at !== undefined && Number.isNaN(Date.parse(values.at as string))) throw new UsageError(`--at ${values.at}: not an ISO time like 2026-11-26T03:00:00Z`);
+    if (values.offsite && values.from) throw new UsageError('--offsite is short for --from offsite: give one of them');
     const cfg = config();
+    if (values.offsite || values.from) findDestination(cfg, values.offsite ? 'offsite' : (values.from as string));
     const db = pickDatabase(cfg, values.db as string | undefined);
     const mode: RestoreMode = values.tables ? 'tables' : values['schema-only'] ? 'schema-only' : values['data-only'] ? 'data-only' : 'full';
     const input: RestoreWorkflowInput = {
@@ -60,7 +64,7 @@ export const restoreCommand: Command = {
       backup: values.backup as string | undefined,
       at: values.at as string | undefined,
       target: values.target as string | undefined,
-      storage: values.offsite ? 'offsite' : 'local',
+      storage: values.offsite ? 'offsite' : ((values.from as string | undefined) ?? 'local'),
       mode,
       tables: values.tables ? (values.tables as string).split(',').map((t) => t.trim()).filter(Boolean) : undefined,
       force: Boolean(values.force),

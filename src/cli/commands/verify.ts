@@ -1,36 +1,38 @@
-import { catalogFor, localStorageFor } from '../../backup/repository';
+import { LOCAL, storageNamed } from '../../backup/repository';
+import { Catalog } from '../../catalog/catalog';
 import { verifyBackup } from '../../backup/verify';
 import type { Manifest } from '../../catalog/manifest';
 import { parseBackupId } from '../../catalog/naming';
-import { keyProviderFor } from '../../crypto/keys';
+import { keyringFor } from '../../crypto/keys';
 import { errorMessage, UsageError } from '../../errors';
 import type { Command } from '../command';
-import { config, dbOption, jsonOption, pickDatabase, selectDatabases } from '../common';
+import { config, dbOption, jsonOption, pickDatabase, selectDatabases, storageOption } from '../common';
 import { formatDuration, printJson } from '../output';
 
 export const verifyCommand: Command = {
   name: 'verify',
   summary: 'read backups back: checksum, decryption, decompression and pg_restore --list',
-  usage: 'lifeline verify ID | --all [--db NAME] [--json]',
-  options: { ...dbOption, ...jsonOption, all: { type: 'boolean' } },
+  usage: 'lifeline verify ID | --all [--db NAME] [--storage local|DESTINATION] [--json]',
+  options: { ...dbOption, ...jsonOption, ...storageOption, all: { type: 'boolean' } },
   allowPositionals: true,
   async run({ values, positionals }) {
     const cfg = config();
     if (Boolean(values.all) === (positionals.length > 0)) throw new UsageError('give one backup ID, or --all');
+    const storageFor = (database: string) => storageNamed(cfg, pickDatabase(cfg, database), (values.storage as string | undefined) ?? LOCAL);
     const targets: Manifest[] = [];
     if (values.all) {
-      for (const db of selectDatabases(cfg, values.db as string | undefined)) targets.push(...(await catalogFor(db).list(db.name)));
+      for (const db of selectDatabases(cfg, values.db as string | undefined)) targets.push(...(await new Catalog(storageFor(db.name)).list(db.name)));
     } else {
       for (const id of positionals) {
         const database = parseBackupId(id)?.database;
         if (!database) throw new UsageError(`${id} is not a backup id (like moneyflow_backup_20261126_030000)`);
-        targets.push(await catalogFor(pickDatabase(cfg, database)).get(id));
+        targets.push(await new Catalog(storageFor(database)).get(id));
       }
     }
-    const keys = keyProviderFor(cfg);
+    const keys = keyringFor(cfg);
     const results = [];
     for (const manifest of targets) {
-      const storage = localStorageFor(pickDatabase(cfg, manifest.database));
+      const storage = storageFor(manifest.database);
       try {
         const { verification: v } = await verifyBackup(storage, manifest, keys);
         results.push({ id: manifest.id, ok: true, tocEntries: v.tocEntries, durationMs: v.durationMs });

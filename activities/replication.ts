@@ -1,0 +1,38 @@
+import { Context } from '@temporalio/activity';
+import { findDatabase, type LifelineConfig } from '../src/config/config';
+import { missingReplicas, replicateBackup, type ReplicationResult } from '../src/replication/replicate';
+import type { UploadState } from '../src/storage/s3';
+import { failuresTranslated } from './errors';
+
+/** What a replication heartbeat carries: progress, and the upload to resume (ids and counts only). */
+interface ReplicationHeartbeat {
+  phase: string;
+  bytes: number;
+  upload?: UploadState;
+}
+
+export function createReplicationActivities(config: LifelineConfig) {
+  return {
+    replicationDestinations: failuresTranslated(async (): Promise<string[]> => config.destinations.map((d) => d.name)),
+
+    replicateBackup: failuresTranslated(async (database: string, backupId: string, destination: string): Promise<ReplicationResult> => {
+      const ctx = Context.current();
+      const last = ctx.info.heartbeatDetails as ReplicationHeartbeat | undefined;
+      return replicateBackup(config, findDatabase(config, database), backupId, destination, {
+        resume: last?.upload,
+        signal: ctx.cancellationSignal,
+        onProgress: (p) => ctx.heartbeat({ phase: p.phase, bytes: p.bytes, upload: p.upload ?? last?.upload } satisfies ReplicationHeartbeat),
+      });
+    }),
+
+    /** For each backup some destination lacks: which of `destinations` lack it. */
+    findMissingReplicas: failuresTranslated(async (database: string, destinations: string[]): Promise<{ backupId: string; destinations: string[] }[]> => {
+      const db = findDatabase(config, database);
+      const lacking = new Map<string, string[]>();
+      for (const destination of destinations) {
+        for (const id of await missingReplicas(config, db, destination)) lacking.set(id, [...(lacking.get(id) ?? []), destination]);
+      }
+      return [...lacking.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([backupId, d]) => ({ backupId, destinations: d }));
+    }),
+  };
+}
