@@ -9,10 +9,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { startLocalKms } from '../../src/infra/kms-server';
+import { quietAwsSdk } from '../../src/storage/s3';
 import { PrivateCluster } from '../../src/infra/postgres-cluster';
 import { startLocalS3 } from '../../src/infra/s3-server';
 import { startTemporalDevServer } from '../../src/infra/temporal-dev-server';
 import { ensureLocalKms, ensureSystemTools, ensureTemporalCli, ensureVersitygw } from '../../src/infra/tools';
+
+quietAwsSdk();
 
 export interface TestServers {
   temporalAddress: string;
