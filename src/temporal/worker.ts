@@ -30,6 +30,8 @@ export async function createWorker(config: LifelineConfig, overrides: Partial<Wo
     // On SIGTERM, a short step finishes; a long dump is cancelled (pg_dump killed, temp file removed)
     // and retried by another worker.
     shutdownGraceTime: `${config.shutdownGraceSeconds} seconds`,
+    // Heartbeats carry upload state: at most 5 s old when a crashed worker's step is retried.
+    maxHeartbeatThrottleInterval: '5 seconds',
     ...overrides,
   });
 }
