@@ -39,12 +39,6 @@ export function classifyS3Error(err: unknown, what: string, where: string): Life
   if (RETRYABLE.has(name) || (status !== undefined && status >= 500) || NETWORK.test(`${e?.code ?? ''} ${e?.message ?? ''}`)) {
     return new LifelineError('StorageUnavailable', message, { retryable: true, cause: err, hint: 'the S3 endpoint is unreachable or busy; Lifeline retries' });
   }
-  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AccessDenied' || status === 403) {
-    return new LifelineError('StorageAccessDenied', message, {
-      cause: err,
-      hint: 'check the destination credentials (accessKeyIdEnv/secretAccessKeyEnv or the AWS credential chain) and the bucket policy',
-    });
-  }
   if (name === 'NoSuchBucket') {
     return new LifelineError('StorageMisconfigured', message, { cause: err, hint: 'create the bucket or fix the destination bucket name' });
   }
@@ -52,6 +46,12 @@ export function classifyS3Error(err: unknown, what: string, where: string): Life
     return new LifelineError('ObjectArchived', message, {
       cause: err,
       hint: 'the object is in an archive storage class: request a restore of it in S3 (RestoreObject) and retry when it is available',
+    });
+  }
+  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'AccessDenied' || status === 403) {
+    return new LifelineError('StorageAccessDenied', message, {
+      cause: err,
+      hint: 'check the destination credentials (accessKeyIdEnv/secretAccessKeyEnv or the AWS credential chain) and the bucket policy',
     });
   }
   if (isS3NotFound(err)) return new LifelineError('ObjectMissing', message, { cause: err });
