@@ -1,7 +1,7 @@
 import { Client, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +24,7 @@ import {
 } from '../../workflows/definitions';
 import { contentOf, schemaOf } from '../harness/compare';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { assertNotStoredByTemporal } from '../harness/secrets';
 import { testServers, type TestServers } from '../harness/servers';
 
 describe('backupWorkflow against real Temporal and PostgreSQL', () => {
@@ -171,19 +172,7 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
   });
 
   it('never lets the database password reach Temporal (history, search attributes, SQLite)', async () => {
-    const dir = path.dirname(servers.temporalDbFile);
-    const needle = Buffer.from(source.password);
-    const files = readdirSync(dir).filter((f) => f.startsWith(path.basename(servers.temporalDbFile)));
-    assert.ok(files.length >= 1);
-    for (const file of files) {
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(path.join(dir, file));
-      } catch {
-        continue; // a rollback journal can come and go while we list
-      }
-      assert.equal(bytes.indexOf(needle), -1, `password found in ${file}`);
-    }
+    assertNotStoredByTemporal(servers.temporalDbFile, source.password);
     // Payloads are base64 in the JSON form: decode them all and look there too.
     const history = historyToJSON(await client.workflow.getHandle(workflowId).fetchHistory());
     const payloads = [...history.matchAll(/"data": *"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');

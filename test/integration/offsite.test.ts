@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { catalogFor, storageNamed } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
 import { Catalog } from '../../src/catalog/catalog';
@@ -29,6 +30,7 @@ import {
 } from '../../workflows/definitions';
 import { contentOf } from '../harness/compare';
 import { query, s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { assertNotStoredByTemporal } from '../harness/secrets';
 import { testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -44,8 +46,13 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
   let atBackup: Awaited<ReturnType<typeof contentOf>>;
   const admin = (db = 'os_source') => servers.cluster.adminUrl(db);
   const unique = () => `${Date.now()}-${Math.random().toString(16).slice(2, 6)}`;
-  const execute = <R>(type: string, input: unknown) =>
-    client.workflow.execute(type, { taskQueue: setup.config.temporal.taskQueue, workflowId: `os-${type}-${unique()}`, args: [input] }) as Promise<R>;
+  const execute = <R>(type: string, input: unknown, workflowId = `os-${type}-${unique()}`) =>
+    client.workflow.execute(type, { taskQueue: setup.config.temporal.taskQueue, workflowId, args: [input] }) as Promise<R>;
+  const record = async (workflowId: string, file: string) => {
+    if (!process.env.LIFELINE_RECORD_HISTORY) return;
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    writeFileSync(path.join(__dirname, '..', 'replay', 'histories', file), historyToJSON(history));
+  };
   const restore = (input: Partial<RestoreWorkflowInput>) =>
     execute<RestoreWorkflowResult>(RESTORE_WORKFLOW_TYPE, { database: 'os_source', requestedBy: 'test', force: true, ...input });
   /** The CLI as an operator on a new machine runs it: no Temporal server reachable. */
@@ -73,7 +80,9 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
     worker = await createWorker(setup.config);
     running = worker.run();
     atBackup = await contentOf(admin());
-    backup = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'os_source' });
+    const backupWorkflowId = `os-backup-${unique()}`;
+    backup = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'os_source' }, backupWorkflowId);
+    await record(backupWorkflowId, 'backup-replicated.json');
   });
 
   after(async () => {
@@ -98,6 +107,8 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
     }
     // On the server's disk, under the configured prefix; no unfinished multipart uploads anywhere.
     assert.ok(existsSync(path.join(servers.s3.dataDir, 'os-offsite', 'moneyflow', 'os_source', `${backup.backupId}.manifest.json`)));
+    // The S3 secret key stays in the worker's environment; Temporal only ever saw a variable's name.
+    assertNotStoredByTemporal(servers.temporalDbFile, servers.s3.secretAccessKey);
     for (const name of ['offsite', 'archive']) {
       const s3 = storageNamed(setup.config, db, name) as S3Storage;
       const uploads = await s3.client.send(new ListMultipartUploadsCommand({ Bucket: s3.config.bucket }));
@@ -140,7 +151,9 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
     // The second backup's offsite copy goes missing (as if that upload had never happened).
     const offsite = storageNamed(setup.config, setup.config.databases[0]!, 'offsite');
     await offsite.delete(`os_source/${second.backupId}.manifest.json`);
-    const result = await execute<ReplicationWorkflowResult>(REPLICATION_WORKFLOW_TYPE, { database: 'os_source', missing: true });
+    const replicationWorkflowId = `os-replicate-${unique()}`;
+    const result = await execute<ReplicationWorkflowResult>(REPLICATION_WORKFLOW_TYPE, { database: 'os_source', missing: true }, replicationWorkflowId);
+    await record(replicationWorkflowId, 'replication-missing.json');
     assert.equal(result.failed, 0, JSON.stringify(result.outcomes));
     assert.deepEqual(
       result.outcomes.filter((o) => o.backupId === second.backupId).map((o) => [o.destination, o.status]),
