@@ -12,6 +12,7 @@ const ENTRY = {
   test: ['scripts/test.ts'],
   bench: ['scripts/bench.ts'],
   'bench-restore': ['scripts/bench-restore.ts'],
+  'bench-offsite': ['scripts/bench-offsite.ts'],
 };
 
 function stale() {
