@@ -64,8 +64,9 @@ async function main() {
   const s3 = await startLocalS3(await ensureVersitygw(console.log), path.join(work, 's3'));
   const kmsServer = await startLocalKms(await ensureLocalKms(console.log), path.join(work, 'kms'));
   const temporal = await startTemporalDevServer({ cliPath: await ensureTemporalCli(console.log), dbFile: path.join(work, 'temporal.db'), logFile: path.join(work, 'temporal.log') });
-  process.env.BENCH_S3_KEY = s3.accessKeyId;
-  process.env.BENCH_S3_SECRET = s3.secretAccessKey;
+  // The worker reads destination credentials from its own environment.
+  process.env.BACKUP_S3_ACCESS_KEY_ID = s3.accessKeyId;
+  process.env.BACKUP_S3_SECRET_ACCESS_KEY = s3.secretAccessKey;
   process.env.AWS_ACCESS_KEY_ID ??= 'bench';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
   const keyFile = path.join(work, 'keys', 'master.key');

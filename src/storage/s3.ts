@@ -18,7 +18,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { DestinationConfig } from '../config/config';
-import { LifelineError } from '../errors';
 import { ObjectExistsError } from './local';
 import { partRanges, partSizeFor } from './part-size';
 import { classifyS3Error, isPreconditionFailed, isS3NotFound } from './s3-errors';
@@ -354,10 +353,4 @@ export class S3Storage implements BackupStorage {
     }
     return removed;
   }
-}
-
-/** A destination's storage, for names that come from configuration. */
-export function requireS3(storage: BackupStorage): S3Storage {
-  if (!(storage instanceof S3Storage)) throw new LifelineError('UsageError', `${storage.name} is not an S3 destination`);
-  return storage;
 }

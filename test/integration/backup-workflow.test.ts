@@ -12,13 +12,14 @@ import { keyringFor } from '../../src/crypto/keys';
 import { spawnChild } from '../../src/pipeline/child-process';
 import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
-import { applySchedules, backupScheduleId } from '../../src/temporal/schedules';
+import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID } from '../../src/temporal/schedules';
 import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
   BackupDatabase,
   BackupId,
   BackupStatus,
+  KEY_ROTATION_WORKFLOW_TYPE,
   type BackupWorkflowInput,
   type BackupWorkflowResult,
 } from '../../workflows/definitions';
@@ -137,6 +138,14 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     for (const next of desc.info.nextActionTimes) assert.match(next.toISOString(), /T03:00:00\.000Z$/);
     assert.equal(desc.action.type === 'startWorkflow' && desc.action.workflowType, BACKUP_WORKFLOW_TYPE);
     for (const db of setup.config.databases) await client.schedule.getHandle(backupScheduleId(db.name)).delete();
+
+    // Key rotation: the first day of each quarter, 04:00 UTC.
+    const rotation = await client.schedule.getHandle(KEY_ROTATION_SCHEDULE_ID).describe();
+    assert.equal(rotation.action.type === 'startWorkflow' && rotation.action.workflowType, KEY_ROTATION_WORKFLOW_TYPE);
+    const months = rotation.info.nextActionTimes.map((t) => t.toISOString().slice(5));
+    assert.ok(months.length >= 4);
+    for (const next of months) assert.match(next, /^(01|04|07|10)-01T04:00:00\.000Z$/);
+    await client.schedule.getHandle(KEY_ROTATION_SCHEDULE_ID).delete();
   });
 
   it('fails at once, without retrying, when the password is wrong, and leaves nothing behind', async () => {

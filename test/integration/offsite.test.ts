@@ -188,6 +188,25 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
     await verifyBackup(storageNamed(setup.config, db, 'local'), local, keyringFor(setup.config));
   });
 
+  it('streams a write of unknown content (lib-storage) visible only once published, never over an object', async () => {
+    const offsite = storageNamed(setup.config, setup.config.databases[0]!, 'offsite') as S3Storage;
+    const body = Buffer.alloc(20 * 1024 * 1024, 7); // three 8 MiB parts
+    const writer = await offsite.createWriter('streamed/object', { expectedBytes: body.length });
+    writer.stream.end(body);
+    await writer.publish();
+    assert.equal((await offsite.stat('streamed/object'))?.size, body.length);
+    const second = await offsite.createWriter('streamed/object', { expectedBytes: 10 });
+    second.stream.end(Buffer.from('replacement'));
+    await assert.rejects(second.publish(), /already exists; refusing to overwrite it/);
+    const abandoned = await offsite.createWriter('streamed/abandoned', { expectedBytes: body.length });
+    abandoned.stream.write(body.subarray(0, 9 * 1024 * 1024));
+    await abandoned.abort();
+    assert.equal(await offsite.stat('streamed/abandoned'), undefined);
+    const uploads = await offsite.client.send(new ListMultipartUploadsCommand({ Bucket: offsite.config.bucket }));
+    assert.equal(uploads.Uploads?.length ?? 0, 0, 'the aborted upload left no parts');
+    await offsite.delete('streamed/object');
+  });
+
   it('refuses an unknown destination name with the configured ones', async () => {
     await assert.rejects(restore({ storage: 'nowhere' }), (err: unknown) => {
       assert.match(rootCauseMessage(err), /unknown destination "nowhere" \(configured: offsite, archive\)/);

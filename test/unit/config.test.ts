@@ -4,19 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load';
-import { ConfigError } from '../../src/errors';
+import { configProblems } from '../harness/config-problems';
 
 const cwd = () => mkdtempSync(path.join(tmpdir(), 'lifeline-config-'));
 
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.problems;
-  }
-  assert.fail('configuration was accepted');
-}
+const problems = configProblems;
 
 describe('configuration', () => {
   it('makes a one-database fleet from DATABASE_URL alone, with the runbook defaults', () => {

@@ -4,19 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load';
-import { ConfigError } from '../../src/errors';
+import { configProblems } from '../harness/config-problems';
 
 const DB = { DATABASE_URL: 'postgresql://app@db.internal:5432/moneyflow' };
 
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.problems;
-  }
-  assert.fail('configuration was accepted');
-}
+const problems = configProblems;
 
 describe('destinations and KMS configuration', () => {
   it('makes the offsite destination from BACKUP_S3_* and the archive from BACKUP_ARCHIVE_DIR', () => {

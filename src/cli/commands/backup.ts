@@ -1,17 +1,17 @@
-import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { LifelineConfig } from '../../config/config';
 import { userInfo } from 'node:os';
 import { BACKUP_TYPES, timestamp, type BackupType } from '../../catalog/naming';
-import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
-import { createClient, workflowUiUrl } from '../../temporal/client';
+import { UsageError } from '../../errors';
+import { createClient } from '../../temporal/client';
 import {
   BACKUP_WORKFLOW_TYPE,
-  BackupDatabase,
   progressQuery,
   type BackupWorkflowInput,
   type BackupWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
+import { resultOf, startWorkflow, type StartedWorkflow } from '../start-workflow';
 import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { formatBytes, formatDuration, printJson } from '../output';
 
@@ -22,28 +22,15 @@ interface HeartbeatProgress {
   bytesRead?: number;
 }
 
-export interface StartedBackup {
-  handle: WorkflowHandleWithFirstExecutionRunId;
-  workflowId: string;
-  link: string;
-}
-
 /** Starts the backup workflow for one database; only its name goes to Temporal. */
-export async function startBackup(client: Client, cfg: LifelineConfig, database: string, type: BackupType): Promise<StartedBackup> {
-  const workflowId = `lifeline-backup-${database}-manual-${timestamp(new Date())}`;
+export function startBackup(client: Client, cfg: LifelineConfig, database: string, type: BackupType): Promise<StartedWorkflow> {
   const input: BackupWorkflowInput = { database, type, trigger: `manual:${userInfo().username}` };
-  const handle = await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
-    taskQueue: cfg.temporal.taskQueue,
-    workflowId,
-    args: [input],
-    typedSearchAttributes: [{ key: BackupDatabase, value: database }],
-  });
-  return { handle, workflowId, link: workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId) };
+  return startWorkflow(client, cfg, BACKUP_WORKFLOW_TYPE, `lifeline-backup-${database}-manual-${timestamp(new Date())}`, input, database);
 }
 
 /** Waits for the result; on a terminal, shows phase, bytes and rate from the heartbeats. */
-export async function waitForBackup(started: StartedBackup, options: { live: boolean }): Promise<BackupWorkflowResult> {
-  const { handle, link } = started;
+export async function waitForBackup(started: StartedWorkflow, options: { live: boolean }): Promise<BackupWorkflowResult> {
+  const { handle } = started;
   const begin = Date.now();
   const ticker = options.live
     ? setInterval(async () => {
@@ -62,14 +49,7 @@ export async function waitForBackup(started: StartedBackup, options: { live: boo
       }, 1000)
     : undefined;
   try {
-    return (await handle.result()) as BackupWorkflowResult;
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      throw new LifelineError('BackupFailed', `backup failed: ${rootCauseMessage(err)}`, {
-        hint: `see the workflow history: ${link}`,
-      });
-    }
-    throw err;
+    return await resultOf<BackupWorkflowResult>(started, 'BackupFailed', 'backup');
   } finally {
     if (ticker) clearInterval(ticker);
     if (options.live) process.stderr.write('\n');

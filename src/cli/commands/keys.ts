@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { userInfo } from 'node:os';
-import { WorkflowFailedError } from '@temporalio/client';
 import { timestamp } from '../../catalog/naming';
 import { loadConfig } from '../../config/load';
 import { createKeyFile, keyringDir, LocalKeyFileProvider } from '../../crypto/keys/local-key-file';
-import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
+import { UsageError } from '../../errors';
 import { keyUsage } from '../../rotation/rewrap';
-import { createClient, workflowUiUrl } from '../../temporal/client';
+import { createClient } from '../../temporal/client';
 import { KEY_ROTATION_WORKFLOW_TYPE, type KeyRotationWorkflowInput, type KeyRotationWorkflowResult } from '../../../workflows/definitions';
 import type { Command } from '../command';
+import { resultOf, startWorkflow } from '../start-workflow';
 import { config, jsonOption } from '../common';
 import { formatDuration, printJson, table } from '../output';
 
@@ -25,23 +25,14 @@ async function init(file: string | undefined): Promise<number> {
 
 async function rotate(values: Record<string, unknown>): Promise<number> {
   const cfg = config();
-  const client = await createClient(cfg);
-  const workflowId = `lifeline-key-rotation-manual-${timestamp(new Date())}`;
   const input: KeyRotationWorkflowInput = { requestedBy: userInfo().username };
-  const handle = await client.workflow.start(KEY_ROTATION_WORKFLOW_TYPE, { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
-  const link = workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId);
+  const started = await startWorkflow(await createClient(cfg), cfg, KEY_ROTATION_WORKFLOW_TYPE, `lifeline-key-rotation-manual-${timestamp(new Date())}`, input);
   if (!values.wait) {
-    if (values.json) printJson({ workflowId, link });
-    else process.stdout.write(`Started key rotation: workflow ${workflowId}\n  ${link}\n`);
+    if (values.json) printJson({ workflowId: started.workflowId, link: started.link });
+    else process.stdout.write(`Started key rotation: workflow ${started.workflowId}\n  ${started.link}\n`);
     return 0;
   }
-  let result: KeyRotationWorkflowResult;
-  try {
-    result = (await handle.result()) as KeyRotationWorkflowResult;
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) throw new LifelineError('KeyRotationFailed', `key rotation failed: ${rootCauseMessage(err)}`, { hint: `see ${link}` });
-    throw err;
-  }
+  const result = await resultOf<KeyRotationWorkflowResult>(started, 'KeyRotationFailed', 'key rotation');
   if (values.json) printJson(result);
   else {
     process.stdout.write(

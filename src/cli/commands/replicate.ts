@@ -1,16 +1,15 @@
 import { userInfo } from 'node:os';
-import { WorkflowFailedError } from '@temporalio/client';
 import { parseBackupId, timestamp } from '../../catalog/naming';
 import { findDestination } from '../../config/config';
-import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
-import { createClient, workflowUiUrl } from '../../temporal/client';
+import { UsageError } from '../../errors';
+import { createClient } from '../../temporal/client';
 import {
-  BackupDatabase,
   REPLICATION_WORKFLOW_TYPE,
   type ReplicationWorkflowInput,
   type ReplicationWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
+import { resultOf, startWorkflow } from '../start-workflow';
 import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { formatBytes, formatDuration, printJson, table } from '../output';
 
@@ -42,27 +41,13 @@ export const replicateCommand: Command = {
       ...(to && { destinations: [to] }),
       requestedBy: userInfo().username,
     };
-    const client = await createClient(cfg);
-    const workflowId = `lifeline-replicate-${db.name}-${timestamp(new Date())}`;
-    const handle = await client.workflow.start(REPLICATION_WORKFLOW_TYPE, {
-      taskQueue: cfg.temporal.taskQueue,
-      workflowId,
-      args: [input],
-      typedSearchAttributes: [{ key: BackupDatabase, value: db.name }],
-    });
-    const link = workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId);
+    const started = await startWorkflow(await createClient(cfg), cfg, REPLICATION_WORKFLOW_TYPE, `lifeline-replicate-${db.name}-${timestamp(new Date())}`, input, db.name);
     if (!values.wait) {
-      if (values.json) printJson({ workflowId, link });
-      else process.stdout.write(`Started replication of ${db.name}: workflow ${workflowId}\n  ${link}\n`);
+      if (values.json) printJson({ workflowId: started.workflowId, link: started.link });
+      else process.stdout.write(`Started replication of ${db.name}: workflow ${started.workflowId}\n  ${started.link}\n`);
       return 0;
     }
-    let result: ReplicationWorkflowResult;
-    try {
-      result = (await handle.result()) as ReplicationWorkflowResult;
-    } catch (err) {
-      if (err instanceof WorkflowFailedError) throw new LifelineError('ReplicationFailed', `replication failed: ${rootCauseMessage(err)}`, { hint: `see ${link}` });
-      throw err;
-    }
+    const result = await resultOf<ReplicationWorkflowResult>(started, 'ReplicationFailed', 'replication');
     if (values.json) printJson(result);
     else if (result.outcomes.length === 0) process.stdout.write('Every destination already holds every backup.\n');
     else {

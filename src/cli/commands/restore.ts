@@ -3,9 +3,8 @@ import { timestamp } from '../../catalog/naming';
 import { findDestination } from '../../config/config';
 import { LifelineError, rootCauseMessage, UsageError } from '../../errors';
 import { waitFor } from '../../infra/net';
-import { createClient, workflowUiUrl } from '../../temporal/client';
+import { createClient } from '../../temporal/client';
 import {
-  BackupDatabase,
   planQuery,
   RESTORE_WORKFLOW_TYPE,
   restoreStateQuery,
@@ -14,6 +13,7 @@ import {
   type RestoreWorkflowResult,
 } from '../../../workflows/definitions';
 import type { Command } from '../command';
+import { startWorkflow } from '../start-workflow';
 import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { printJson } from '../output';
 import { describePlan, describeRestoreResult } from '../restore-output';
@@ -72,15 +72,7 @@ export const restoreCommand: Command = {
       reason: values.reason as string | undefined,
       approvalTimeout: values['approval-timeout'] as string | undefined,
     };
-    const client = await createClient(cfg);
-    const workflowId = `lifeline-restore-${db.name}-${timestamp(new Date())}`;
-    const handle = await client.workflow.start(RESTORE_WORKFLOW_TYPE, {
-      taskQueue: cfg.temporal.taskQueue,
-      workflowId,
-      args: [input],
-      typedSearchAttributes: [{ key: BackupDatabase, value: db.name }],
-    });
-    const link = workflowUiUrl(cfg, workflowId, handle.firstExecutionRunId);
+    const { handle, workflowId, link } = await startWorkflow(await createClient(cfg), cfg, RESTORE_WORKFLOW_TYPE, `lifeline-restore-${db.name}-${timestamp(new Date())}`, input, db.name);
     // The plan exists once the backup has been read back; a failed plan ends the workflow.
     let failed: unknown;
     await waitFor('the restore plan', async () => {

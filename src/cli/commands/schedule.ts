@@ -1,6 +1,6 @@
 import { UsageError } from '../../errors';
 import { createClient } from '../../temporal/client';
-import { applySchedules, backupScheduleId } from '../../temporal/schedules';
+import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID } from '../../temporal/schedules';
 import type { Command } from '../command';
 import { config, jsonOption } from '../common';
 import { printJson, table } from '../output';
@@ -22,23 +22,24 @@ export const scheduleCommand: Command = {
       else for (const c of changes) process.stdout.write(`${c.change.padEnd(8)} ${c.scheduleId}\n`);
       return 0;
     }
-    const rows = [];
-    for (const db of cfg.databases) {
-      const id = backupScheduleId(db.name);
+    const describe = async (scheduleId: string, subject: string) => {
       try {
-        const d = await client.schedule.getHandle(id).describe();
-        rows.push({
-          scheduleId: id,
-          database: db.name,
+        const d = await client.schedule.getHandle(scheduleId).describe();
+        return {
+          scheduleId,
+          subject,
           spec: d.spec.calendars?.map((c) => c.comment || JSON.stringify(c)).join(', ') ?? '',
           paused: d.state.paused,
           next: d.info.nextActionTimes[0]?.toISOString() ?? '',
           last: d.info.recentActions.at(-1)?.takenAt.toISOString() ?? '',
-        });
+        };
       } catch {
-        rows.push({ scheduleId: id, database: db.name, spec: 'not applied (run `lifeline schedule apply`)', paused: false, next: '', last: '' });
+        return { scheduleId, subject, spec: 'not applied (run `lifeline schedule apply`)', paused: false, next: '', last: '' };
       }
-    }
+    };
+    const rows = [];
+    for (const db of cfg.databases) rows.push(await describe(backupScheduleId(db.name), db.name));
+    if (cfg.keyRotation !== 'off') rows.push(await describe(KEY_ROTATION_SCHEDULE_ID, 'master key'));
     if (values.json) printJson(rows);
     else
       process.stdout.write(

@@ -99,7 +99,7 @@ export const upCommand: Command = {
         throw new LifelineError('Stopped', 'stopped before the first backup finished (it resumes when a worker runs again)');
       });
       say(`Worker polling task queue "${cfg.temporal.taskQueue}" for ${cfg.databases.map((d) => d.name).join(', ')}.`);
-      for (const change of await applySchedules(client, cfg)) say(`Schedule ${change.scheduleId}: ${change.change} (daily backup, 03:00 UTC by default)`);
+      for (const change of await applySchedules(client, cfg)) say(`Schedule ${change.scheduleId}: ${change.change}`);
 
       for (const db of cfg.databases) {
         const started = await startBackup(client, cfg, db.name, 'full');
