@@ -1,7 +1,6 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  condition,
   setHandler,
   upsertSearchAttributes,
   isCancellation,
@@ -11,22 +10,18 @@ import type { Duration } from '@temporalio/common';
 import type { RestoreRef } from '../activities/restore';
 import { backupId, DATABASE_NAME_PATTERN, timestamp } from '../src/catalog/naming';
 import {
-  approveSignal,
-  approveUpdate,
   BackupDatabase,
-  cancelSignal,
-  cancelUpdate,
   planQuery,
   RESTORE_MODES,
   restoreStateQuery,
   RestoreState,
-  type Decision,
   type RestorePlan,
   type RestoreStateValue,
   type RestoreVerification,
   type RestoreWorkflowInput,
   type RestoreWorkflowResult,
 } from './definitions';
+import { approvalGate } from './approval';
 import { invalid, long, quick, rootMessage } from './steps';
 
 const RTO_TARGET_MS = 30 * 60 * 1000;
@@ -66,7 +61,6 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
   const requestedAt = Date.now();
   let state: RestoreStateValue = 'PLANNING';
   let plan: RestorePlan | undefined;
-  let decision: (Decision & { decision: 'approved' | 'cancelled' }) | undefined;
   const setState = (value: RestoreStateValue) => {
     state = value;
     upsertSearchAttributes([
@@ -76,19 +70,11 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
   };
   setHandler(planQuery, () => plan);
   setHandler(restoreStateQuery, () => state);
-  const decide = (kind: 'approved' | 'cancelled') => (d: Decision) => {
-    decision ??= { by: String(d?.by ?? 'unknown'), reason: d?.reason, decision: kind };
-  };
-  const validator = (d: Decision) => {
-    if (!d || typeof d.by !== 'string' || !d.by.trim()) throw new Error('a decision needs a name: {"by":"alice","reason":"..."}');
-    if (decision) throw new Error(`this restore was already ${decision.decision} by ${decision.by}`);
-    if (state === 'PLANNING') throw new Error('the plan is not ready yet: query `plan`, then decide');
-    if (state !== 'WAITING_APPROVAL') throw new Error(`this restore is ${state}; there is nothing to decide`);
-  };
-  setHandler(approveSignal, decide('approved'));
-  setHandler(cancelSignal, decide('cancelled'));
-  setHandler(approveUpdate, (d) => (decide('approved')(d), `approved by ${d.by}`), { validator });
-  setHandler(cancelUpdate, (d) => (decide('cancelled')(d), `cancelled by ${d.by}`), { validator });
+  const gate = approvalGate('restore', () => {
+    if (state === 'PLANNING') return 'the plan is not ready yet: query `plan`, then decide';
+    if (state !== 'WAITING_APPROVAL') return `this restore is ${state}; there is nothing to decide`;
+    return undefined;
+  });
   setState('PLANNING');
 
   const target = input.target ?? input.database;
@@ -117,8 +103,7 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
         title: `Restore of ${plan.target.label} waits for approval`,
         text: `${input.requestedBy} asks: ${plan.summary}${input.reason ? `\nReason: ${input.reason}` : ''}\nApprove: lifeline approve ${workflowId} --by NAME   Cancel: lifeline cancel ${workflowId} --by NAME --reason TEXT`,
       });
-      const decided = await condition(() => decision !== undefined, (input.approvalTimeout ?? '4h') as Duration);
-      outcome = decided ? decision! : { by: 'timeout', reason: `no decision within ${input.approvalTimeout ?? '4h'}`, decision: 'timed out' };
+      outcome = await gate.wait((input.approvalTimeout ?? '4h') as Duration);
     }
     if (outcome.decision === 'cancelled' || outcome.decision === 'timed out') {
       setState('CANCELLED');

@@ -1,5 +1,6 @@
 import { LifelineError } from '../errors';
 import type { CompressionAlgorithm } from '../pipeline/compression';
+import type { RetentionPolicy } from '../retention/policy';
 
 export type ScheduleSpec = { kind: 'daily'; hour: number; minute: number } | { kind: 'cron'; expression: string } | { kind: 'off' };
 
@@ -14,6 +15,8 @@ export interface DatabaseConfig {
   passwordEnv?: string;
   schedule: ScheduleSpec;
   retentionDays: number;
+  /** The full policy (keepDays = retentionDays) and the share of backups a run may delete without approval. */
+  retention: RetentionPolicy & { approvalShare: number };
   backupDir: string;
   production: boolean;
   allowForceRestore: boolean;
@@ -36,6 +39,10 @@ export interface LifelineConfig {
   retentionDays: number;
   /** New backups use KMS when `kms.keyId` is set, else the local key file; old backups open with the provider that wrapped them. */
   encryption: { keyFile: string; cipher: 'aes-256-gcm'; kms: KmsConfig };
+  /** The retention policy of a database that sets none of its own. */
+  retention: DatabaseConfig['retention'];
+  /** When the retention workflow runs (daily, after the backups). */
+  retentionSchedule: ScheduleSpec;
   /** `quarterly`: a Schedule runs keyRotationWorkflow; `off`: only `lifeline keys rotate`. */
   keyRotation: 'quarterly' | 'off';
   /** Where verified backups are replicated to, besides the local repository. */
@@ -57,10 +64,12 @@ export interface KmsConfig {
 }
 
 export type DestinationConfig =
-  | { name: string; kind: 'local'; path: string }
+  | { name: string; kind: 'local'; path: string; retentionDays?: number }
   | {
       name: string;
       kind: 's3';
+      /** Overrides the database's keep-for-days in this destination. */
+      retentionDays?: number;
       bucket: string;
       prefix: string;
       endpoint?: string;

@@ -5,7 +5,7 @@ import { ConfigError } from '../errors';
 import type { DatabaseConfig, DestinationConfig, LifelineConfig, ScheduleSpec } from './config';
 import { demoDatabaseUrl } from './demo';
 import type { z } from 'zod';
-import { GlobalSchema, type DestinationEntry } from './schema';
+import { GlobalSchema, type DatabaseEntry, type DestinationEntry } from './schema';
 
 /** Each global setting: its environment variable (which wins) and its key in the config file. */
 const SETTINGS = [
@@ -36,6 +36,9 @@ const SETTINGS = [
   ['kmsEndpoint', 'BACKUP_KMS_ENDPOINT', undefined],
   ['kmsRegion', 'BACKUP_KMS_REGION', undefined],
   ['keyRotation', 'BACKUP_KEY_ROTATION', 'quarterly'],
+  ['retentionMinBackups', 'BACKUP_RETENTION_MIN_BACKUPS', '3'],
+  ['retentionApprovalShare', 'BACKUP_RETENTION_APPROVAL_SHARE', '0.5'],
+  ['retentionSchedule', 'BACKUP_RETENTION_SCHEDULE', '05:00'],
 ] as const;
 
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
@@ -143,6 +146,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       url: c.databaseUrl,
       schedule: { kind: 'daily', hour: 3, minute: 0 },
       retentionDays: c.retentionDays,
+      retention: retentionPolicy(c, c.retentionDays, undefined),
       backupDir: resolve(c.backupDir),
       production: false,
       allowForceRestore: true,
@@ -178,6 +182,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       passwordEnv: d.passwordEnv,
       schedule: parseSchedule(d.schedule),
       retentionDays: d.retentionDays ?? c.retentionDays,
+      retention: retentionPolicy(c, d.retentionDays ?? c.retentionDays, d.retention),
       backupDir: resolve(d.backupDir ?? c.backupDir),
       production: d.production,
       allowForceRestore: d.allowForceRestore ?? !d.production,
@@ -200,6 +205,8 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     },
     destinations,
     keyRotation: c.keyRotation,
+    retention: retentionPolicy(c, c.retentionDays, undefined),
+    retentionSchedule: parseSchedule(c.retentionSchedule),
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
@@ -210,6 +217,19 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
 }
 
 type Parsed = z.infer<typeof GlobalSchema>;
+
+function retentionPolicy(c: Parsed, keepDays: number, r: DatabaseEntry['retention']): DatabaseConfig['retention'] {
+  return {
+    keepDays,
+    daily: r?.daily ?? 0,
+    weekly: r?.weekly ?? 0,
+    monthly: r?.monthly ?? 0,
+    yearly: r?.yearly ?? 0,
+    minVerified: r?.minVerified ?? c.retentionMinBackups,
+    approvalShare: r?.approvalShare ?? c.retentionApprovalShare,
+    compliance: r?.compliance ?? [],
+  };
+}
 
 /**
  * Replication destinations: the file's `destinations`, plus `offsite` from BACKUP_S3_* and `archive`
@@ -246,7 +266,7 @@ function destinationsFrom(c: Parsed, env: NodeJS.ProcessEnv, resolve: (p: string
       return [];
     }
     seen.add(e.name);
-    if (e.type === 'local') return [{ name: e.name, kind: 'local', path: resolve(e.path) }];
+    if (e.type === 'local') return [{ name: e.name, kind: 'local', path: resolve(e.path), retentionDays: e.retentionDays }];
     if ((e.accessKeyIdEnv === undefined) !== (e.secretAccessKeyEnv === undefined)) {
       problems.push(`${fileLabel}: destinations[${i}]: set both accessKeyIdEnv and secretAccessKeyEnv, or neither (the AWS default credentials)`);
     }
@@ -266,6 +286,7 @@ function destinationsFrom(c: Parsed, env: NodeJS.ProcessEnv, resolve: (p: string
       serverSideEncryption: e.serverSideEncryption,
       sseKmsKeyId: e.sseKmsKeyId,
       objectLock: e.objectLock,
+      retentionDays: e.retentionDays,
       credentialsEnv: e.accessKeyIdEnv && e.secretAccessKeyEnv ? { accessKeyId: e.accessKeyIdEnv, secretAccessKey: e.secretAccessKeyEnv } : undefined,
     }];
   });

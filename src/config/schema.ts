@@ -50,6 +50,27 @@ export const DatabaseEntrySchema = z.strictObject({
   passwordEnv: envName.optional(),
   schedule: scheduleSpec.default('03:00'),
   retentionDays: int(1, 36500).optional(),
+  /** Beyond keep-for-days: grandfather-father-son counts, compliance rules, guard rails. */
+  retention: z
+    .strictObject({
+      daily: int(0, 3650).optional(),
+      weekly: int(0, 520).optional(),
+      monthly: int(0, 1200).optional(),
+      yearly: int(0, 100).optional(),
+      minVerified: int(1, 1000).optional(),
+      approvalShare: z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0).max(1).optional(),
+      compliance: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            every: z.enum(['daily', 'weekly', 'monthly', 'yearly'], { error: 'must be daily, weekly, monthly or yearly' }),
+            keepDays: int(1, 36500),
+            storages: z.array(z.string().min(1)).optional(),
+          }),
+        )
+        .optional(),
+    })
+    .optional(),
   backupDir: z.string().min(1).optional(),
   production: bool.default(false),
   allowForceRestore: bool.optional(),
@@ -74,7 +95,12 @@ const sse = z.enum(['AES256', 'aws:kms'], { error: 'must be AES256 or aws:kms' }
 const lockMode = z.enum(['GOVERNANCE', 'COMPLIANCE'], { error: 'must be GOVERNANCE or COMPLIANCE' });
 
 export const DestinationEntrySchema = z.discriminatedUnion('type', [
-  z.strictObject({ name: destinationName, type: z.literal('local'), path: z.string().min(1, { error: 'must be a folder path' }) }),
+  z.strictObject({
+    name: destinationName,
+    type: z.literal('local'),
+    path: z.string().min(1, { error: 'must be a folder path' }),
+    retentionDays: int(1, 36500).optional(),
+  }),
   z.strictObject({
     name: destinationName,
     type: z.literal('s3'),
@@ -89,6 +115,7 @@ export const DestinationEntrySchema = z.discriminatedUnion('type', [
     objectLock: z.strictObject({ mode: lockMode, days: int(1, 36500) }).optional(),
     accessKeyIdEnv: envName.optional(),
     secretAccessKeyEnv: envName.optional(),
+    retentionDays: int(1, 36500).optional(),
   }),
 ], { error: 'must have type "local" (with path) or "s3" (with bucket)' });
 export type DestinationEntry = z.infer<typeof DestinationEntrySchema>;
@@ -130,6 +157,9 @@ export const GlobalSchema = z
     kmsEndpoint: s3Endpoint.optional(),
     kmsRegion: z.string().min(1).optional(),
     keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
+    retentionMinBackups: int(1, 1000),
+    retentionApprovalShare: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0, { error: 'must be a share from 0 to 1, e.g. 0.5' }).max(1, { error: 'must be a share from 0 to 1, e.g. 0.5' })),
+    retentionSchedule: scheduleSpec,
   })
   .superRefine((c, ctx) => {
     if (c.compressionLevel === undefined) return;

@@ -27,6 +27,7 @@ export function resolveTarget(config: LifelineConfig, target: string): DatabaseC
     url: target,
     schedule: { kind: 'off' },
     retentionDays: config.retentionDays,
+    retention: config.retention,
     backupDir: config.backupDir,
     production: false,
     allowForceRestore: true,
