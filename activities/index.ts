@@ -4,9 +4,10 @@ import { createBackupActivities } from './backup';
 import { createKeyActivities } from './keys';
 import { createReplicationActivities } from './replication';
 import { createRestoreActivities } from './restore';
+import { createRetentionActivities } from './retention';
 
 export function createActivities(config: LifelineConfig, logger: Logger) {
-  return { ...createBackupActivities(config, logger), ...createRestoreActivities(config), ...createReplicationActivities(config), ...createKeyActivities(config) };
+  return { ...createBackupActivities(config, logger), ...createRestoreActivities(config), ...createReplicationActivities(config), ...createKeyActivities(config), ...createRetentionActivities(config) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -5,6 +5,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { BackupType } from '../src/catalog/naming';
+import type { RetentionTarget, TargetPlan } from '../src/retention/apply';
 
 export const BackupDatabase = defineSearchAttributeKey('BackupDatabase', SearchAttributeType.KEYWORD);
 export const BackupStatus = defineSearchAttributeKey('BackupStatus', SearchAttributeType.KEYWORD);
@@ -202,3 +203,38 @@ export interface KeyRotationWorkflowResult {
 }
 
 export const keyRotationProgressQuery = defineQuery<KeyRotationProgress>('rotationProgress');
+
+// ---- retention --------------------------------------------------------------------------------
+
+export const RETENTION_WORKFLOW_TYPE = 'retentionWorkflow';
+export type RetentionStateValue = 'PLANNING' | 'WAITING_APPROVAL' | 'DELETING' | 'DONE' | 'CANCELLED';
+
+export interface RetentionWorkflowInput {
+  /** Default: every configured database. */
+  databases?: string[];
+  /** Instead of each database's keep-for-days (the other rules and guarantees still hold). */
+  olderThanDays?: number;
+  /** Plan only: nothing is deleted. */
+  dryRun?: boolean;
+  /** 'schedule' or a person's name. */
+  requestedBy?: string;
+  /** How long a plan over the approval threshold waits for a decision (default 24h). */
+  approvalTimeout?: string;
+}
+
+export interface RetentionDeletion extends RetentionTarget {
+  backupId: string;
+  rule: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface RetentionWorkflowResult {
+  outcome: 'applied' | 'dry-run' | 'cancelled';
+  plans: TargetPlan[];
+  deleted: RetentionDeletion[];
+  decision?: Decision & { decision: 'approved' | 'cancelled' | 'timed out' };
+}
+
+export const retentionPlanQuery = defineQuery<TargetPlan[] | undefined>('retentionPlan');
+export const retentionStateQuery = defineQuery<RetentionStateValue>('retentionState');

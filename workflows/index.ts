@@ -2,3 +2,4 @@ export { backupWorkflow } from './backup';
 export { restoreWorkflow } from './restore';
 export { replicationWorkflow } from './replication';
 export { keyRotationWorkflow } from './key-rotation';
+export { retentionWorkflow } from './retention';

@@ -1,9 +1,12 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, LifelineError, UsageError, errorMessage } from '../errors';
 import type { Command } from './command';
+import { auditCommand } from './commands/audit';
 import { backupCommand } from './commands/backup';
+import { cleanupCommand } from './commands/cleanup';
 import { decryptCommand } from './commands/decrypt';
 import { approveCommand, cancelCommand } from './commands/decide';
+import { holdCommand } from './commands/hold';
 import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
 import { replicateCommand } from './commands/replicate';
@@ -28,6 +31,9 @@ const COMMANDS: Command[] = [
   approveCommand,
   cancelCommand,
   statusCommand,
+  cleanupCommand,
+  holdCommand,
+  auditCommand,
   keysCommand,
   decryptCommand,
 ];

@@ -11,8 +11,10 @@ import {
   BACKUP_WORKFLOW_TYPE,
   BackupDatabase,
   KEY_ROTATION_WORKFLOW_TYPE,
+  RETENTION_WORKFLOW_TYPE,
   type BackupWorkflowInput,
   type KeyRotationWorkflowInput,
+  type RetentionWorkflowInput,
 } from '../../workflows/definitions';
 
 export function backupScheduleId(database: string): string {
@@ -76,6 +78,22 @@ export function keyRotationScheduleOptions(config: LifelineConfig): ScheduleOpti
   };
 }
 
+export const RETENTION_SCHEDULE_ID = 'lifeline-retention';
+
+/** The daily cleanup, after the backups (05:00 UTC by default, BACKUP_RETENTION_SCHEDULE). */
+export function retentionScheduleOptions(config: LifelineConfig): ScheduleOptions | undefined {
+  if (config.retentionSchedule.kind === 'off') return undefined;
+  const input: RetentionWorkflowInput = { requestedBy: 'schedule' };
+  return {
+    scheduleId: RETENTION_SCHEDULE_ID,
+    spec: toTemporalSpec(config.retentionSchedule),
+    action: { type: 'startWorkflow', workflowType: RETENTION_WORKFLOW_TYPE, taskQueue: config.temporal.taskQueue, workflowId: RETENTION_SCHEDULE_ID, args: [input] },
+    // A cleanup still waiting for approval is not doubled by the next day's.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours', pauseOnFailure: false },
+    memo: { lifeline: 'retention schedule' },
+  };
+}
+
 /** Creates, updates or deletes one Schedule, idempotently; keeps a paused schedule paused. */
 async function applySchedule(client: Client, scheduleId: string, options: ScheduleOptions | undefined): Promise<ScheduleChange> {
   if (!options) {
@@ -102,10 +120,11 @@ async function applySchedule(client: Client, scheduleId: string, options: Schedu
   }
 }
 
-/** One backup Schedule per database, and the key rotation Schedule. */
+/** One backup Schedule per database, the retention Schedule and the key rotation Schedule. */
 export async function applySchedules(client: Client, config: LifelineConfig): Promise<ScheduleChange[]> {
   const changes: ScheduleChange[] = [];
   for (const db of config.databases) changes.push(await applySchedule(client, backupScheduleId(db.name), backupScheduleOptions(config, db)));
+  changes.push(await applySchedule(client, RETENTION_SCHEDULE_ID, retentionScheduleOptions(config)));
   changes.push(await applySchedule(client, KEY_ROTATION_SCHEDULE_ID, keyRotationScheduleOptions(config)));
   return changes;
 }

@@ -12,7 +12,7 @@ import { keyringFor } from '../../src/crypto/keys';
 import { spawnChild } from '../../src/pipeline/child-process';
 import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
-import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID } from '../../src/temporal/schedules';
+import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../../src/temporal/schedules';
 import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
@@ -146,6 +146,11 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     assert.ok(months.length >= 4);
     for (const next of months) assert.match(next, /^(01|04|07|10)-01T04:00:00\.000Z$/);
     await client.schedule.getHandle(KEY_ROTATION_SCHEDULE_ID).delete();
+
+    // Retention: daily at 05:00 UTC, after the backups.
+    const retention = await client.schedule.getHandle(RETENTION_SCHEDULE_ID).describe();
+    for (const next of retention.info.nextActionTimes) assert.match(next.toISOString(), /T05:00:00\.000Z$/);
+    await client.schedule.getHandle(RETENTION_SCHEDULE_ID).delete();
   });
 
   it('fails at once, without retrying, when the password is wrong, and leaves nothing behind', async () => {
