@@ -9,7 +9,11 @@ import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyProviderFor, keyringFor } from '../src/crypto/keys';
 import { withConnection, resolveConnection } from '../src/postgres/connection';
 import { notifiersFor, type Notice } from '../src/notify';
+import { AuditLog, auditLogFile } from '../src/audit/audit-log';
 import { failuresTranslated, owningWorkflow } from './errors';
+
+/** `manual:alice` → alice; `schedule` stays. */
+const actorOf = (trigger: string) => trigger.replace(/^manual:/, '');
 
 export interface PreflightResult {
   serverVersion: string;
@@ -56,10 +60,16 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
       return verification;
     }),
 
+    /** Publishes the manifest and records the backup and its verification in the audit trail. */
     catalogBackup: failuresTranslated(async (record: DumpRecord, verification: Verification, trigger: string): Promise<string> => {
       const db = findDatabase(config, record.database);
       const manifest = await publishManifest(db, record, verification, trigger);
-      return localStorageFor(db).describe(manifest.object.key);
+      const location = localStorageFor(db).describe(manifest.object.key);
+      const audit = new AuditLog(auditLogFile(config.backupDir));
+      const common = { actor: actorOf(trigger), database: record.database, backupId: record.id, sizeBytes: record.sizes.storedBytes, location, checksum: record.sha256 };
+      await audit.append({ ...common, eventId: `${record.id}:backup`, action: 'backup', status: 'verified', details: { type: record.type, rawBytes: record.sizes.rawBytes, keyId: record.encryption.keyId } });
+      await audit.append({ ...common, eventId: `${record.id}:verification`, action: 'verification', status: 'passed', details: { method: verification.method, durationMs: verification.durationMs } });
+      return location;
     }),
 
     discardBackup: failuresTranslated(async (database: string, backupId: string): Promise<string[]> => {

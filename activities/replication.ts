@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { missingReplicas, replicateBackup, type ReplicationResult } from '../src/replication/replicate';
 import type { UploadState } from '../src/storage/s3';
+import { AuditLog, auditLogFile } from '../src/audit/audit-log';
 import { failuresTranslated } from './errors';
 
 /** What a replication heartbeat carries: progress, and the upload to resume (ids and counts only). */
@@ -18,11 +19,25 @@ export function createReplicationActivities(config: LifelineConfig) {
     replicateBackup: failuresTranslated(async (database: string, backupId: string, destination: string): Promise<ReplicationResult> => {
       const ctx = Context.current();
       const last = ctx.info.heartbeatDetails as ReplicationHeartbeat | undefined;
-      return replicateBackup(config, findDatabase(config, database), backupId, destination, {
+      const result = await replicateBackup(config, findDatabase(config, database), backupId, destination, {
         resume: last?.upload,
         signal: ctx.cancellationSignal,
         onProgress: (p) => ctx.heartbeat({ phase: p.phase, bytes: p.bytes, upload: p.upload ?? last?.upload } satisfies ReplicationHeartbeat),
       });
+      if (result.status === 'replicated') {
+        await new AuditLog(auditLogFile(config.backupDir)).append({
+          eventId: `${backupId}:replication:${destination}`,
+          actor: 'lifeline',
+          action: 'replication',
+          status: 'replicated',
+          database,
+          backupId,
+          sizeBytes: result.bytes,
+          location: result.location,
+          details: { destination, partsReused: result.partsReused, durationMs: result.durationMs },
+        });
+      }
+      return result;
     }),
 
     /** For each backup some destination lacks: which of `destinations` lack it. */

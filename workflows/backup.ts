@@ -102,6 +102,11 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     // backup is never removed), and someone hears about it.
     await CancellationScope.nonCancellable(async () => {
       await quick.discardBackup(database, id).catch(() => undefined);
+      if (patched('audit-trail')) {
+        await quick
+          .audit('backup.failed', { actor: trigger.replace(/^manual:/, ''), action: 'backup', status: 'failed', database, backupId: id, details: { error: progress.error } })
+          .catch(() => undefined);
+      }
       await quick
         .notify({
           severity: 'critical',

@@ -1,4 +1,4 @@
-import { setHandler, workflowInfo } from '@temporalio/workflow';
+import { patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   keyRotationProgressQuery,
   type KeyRotationProgress,
@@ -44,6 +44,14 @@ export async function keyRotationWorkflow(input: KeyRotationWorkflowInput = {}):
     }
     progress.phase = 'done';
     result.durationMs = Date.now() - started;
+    if (patched('audit-trail')) {
+      await quick.audit('key.rotation', {
+        actor: input.requestedBy ?? 'schedule',
+        action: 'key.rotation',
+        status: 'rotated',
+        details: { previousKeyId, keyId, rewrapped: result.rewrapped, alreadyCurrent: result.alreadyCurrent, byPlace: result.byPlace },
+      });
+    }
     await quick.notify({
       severity: 'info',
       event: 'keys.rotated',

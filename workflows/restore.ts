@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  patched,
   setHandler,
   upsertSearchAttributes,
   isCancellation,
@@ -105,6 +106,26 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
       });
       outcome = await gate.wait((input.approvalTimeout ?? '4h') as Duration);
     }
+    // Runs from before the audit trail replay without these steps.
+    const audited = patched('audit-trail');
+    if (audited) {
+      await quick.audit('restore.request', {
+        actor: input.requestedBy,
+        action: 'restore.request',
+        status: 'requested',
+        database: input.database,
+        backupId: plan.backupId,
+        details: { target: plan.target.label, mode: plan.mode, storage: input.storage ?? 'local', reason: input.reason },
+      });
+      await quick.audit('restore.decision', {
+        actor: outcome.by,
+        action: `restore.${outcome.decision === 'timed out' ? 'timed-out' : outcome.decision}`,
+        status: outcome.decision,
+        database: input.database,
+        backupId: plan.backupId,
+        details: { reason: outcome.reason },
+      });
+    }
     if (outcome.decision === 'cancelled' || outcome.decision === 'timed out') {
       setState('CANCELLED');
       return { outcome: 'cancelled', plan, decision: outcome };
@@ -151,6 +172,16 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
           (snapshotId ? `\nPre-restore snapshot: ${snapshotId}.` : ''),
       })
       .catch(() => undefined);
+    if (audited) {
+      await quick.audit('restore', {
+        actor: outcome.by,
+        action: 'restore',
+        status: 'restored',
+        database: input.database,
+        backupId: plan.backupId,
+        details: { target: plan.target.label, mode: plan.mode, rtoMs: rto.approvalToVerifiedMs, snapshotId, previousDatabase },
+      });
+    }
     return { outcome: 'restored', plan, decision: outcome, snapshotId, previousDatabase, verification, rto };
   } catch (err) {
     setState(isCancellation(err) ? 'CANCELLED' : 'FAILED');

@@ -23,6 +23,7 @@ import {
   type BackupWorkflowInput,
   type BackupWorkflowResult,
 } from '../../workflows/definitions';
+import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
 import { contentOf, schemaOf } from '../harness/compare';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { assertNotStoredByTemporal } from '../harness/secrets';
@@ -80,6 +81,11 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     assert.equal(manifest.sha256, result.sha256);
     assert.ok(manifest.sizes.storedBytes < manifest.sizes.rawBytes, 'compressed');
     assert.match(manifest.object.key, /\.dump\.zst\.enc$/);
+    const audit = (await new AuditLog(auditLogFile(setup.config.backupDir)).entries()).filter((e) => e.backupId === result.backupId);
+    assert.deepEqual(audit.map((e) => [e.action, e.status, e.checksum, e.sizeBytes]), [
+      ['backup', 'verified', result.sha256, result.storedBytes],
+      ['verification', 'passed', result.sha256, result.storedBytes],
+    ]);
 
     // The counts in the manifest are the real ones (taken in the dump's snapshot).
     const sourceContent = await contentOf(servers.cluster.adminUrl('it_source'));

@@ -24,6 +24,7 @@ import {
   type RestoreWorkflowInput,
   type RestoreWorkflowResult,
 } from '../../workflows/definitions';
+import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
 import { contentOf, schemaOf } from '../harness/compare';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
@@ -176,6 +177,15 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     assert.equal(result.outcome, 'restored');
     assert.deepEqual(await contentOf(admin()), atBackup);
     assert.ok(result.rto && result.rto.met && result.rto.approvalToVerifiedMs > 0);
+    // The audit trail: who asked, who approved, what was restored, chained and intact.
+    const audit = new AuditLog(auditLogFile(setup.config.backupDir));
+    const mine = (await audit.entries()).filter((e) => e.details?.workflowId === handle.workflowId);
+    assert.deepEqual(mine.map((e) => [e.action, e.actor, e.backupId]), [
+      ['restore.request', 'test', first.backupId],
+      ['restore.approved', 'alice', first.backupId],
+      ['restore', 'alice', first.backupId],
+    ]);
+    assert.equal((await audit.verify()).ok, true);
     assert.ok(result.verification!.tables.every((t) => t.actual === t.expected));
     assert.ok(result.verification!.checks.some((c) => c.name.startsWith('sql:') && c.ok));
     assert.ok(result.verification!.checks.some((c) => c.name.startsWith('command:') && c.ok));
