@@ -8,7 +8,7 @@ import type { DumpRecord, Verification } from '../src/catalog/manifest';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyProviderFor, keyringFor } from '../src/crypto/keys';
 import { withConnection, resolveConnection } from '../src/postgres/connection';
-import { notifiersFor, type Notice } from '../src/notify';
+import { deliver, type Notice } from '../src/notify';
 import { AuditLog, auditLogFile } from '../src/audit/audit-log';
 import { failuresTranslated, owningWorkflow } from './errors';
 
@@ -81,18 +81,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
      * not stop the others, and is reported rather than retried here, which would repeat the rest.
      */
     notify: failuresTranslated(async (notice: Notice): Promise<{ delivered: string[]; failed: string[] }> => {
-      const delivered: string[] = [];
-      const failed: string[] = [];
-      for (const notifier of notifiersFor(config, logger)) {
-        try {
-          await notifier.send(notice);
-          delivered.push(notifier.name);
-        } catch (err) {
-          logger.warn({ err, notifier: notifier.name }, 'notification not delivered');
-          failed.push(`${notifier.name}: ${(err as Error).message}`);
-        }
-      }
-      return { delivered, failed };
+      return deliver(config, logger, notice);
     }),
   };
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LifelineError } from '../errors';
+import { withFileLock } from '../storage/file-lock';
 
 /**
  * The audit trail: one JSON line per operation, each carrying the SHA-256 of the line before it
@@ -33,7 +34,6 @@ export interface AuditEntry extends Omit<AuditEvent, 'time'> {
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
-const LOCK_STALE_MS = 30_000;
 
 function entryHash(entry: Omit<AuditEntry, 'hash'>): string {
   return createHash('sha256').update(JSON.stringify(entry)).digest('hex');
@@ -49,26 +49,6 @@ export interface ChainCheck {
 
 export class AuditLog {
   constructor(readonly file: string) {}
-
-  private async lock(): Promise<() => Promise<void>> {
-    const lockFile = `${this.file}.lock`;
-    await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const handle = await fs.open(lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
-        await handle.close();
-        return () => fs.rm(lockFile, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        // A writer that died holding the lock leaves it behind; it is old after 30 s.
-        const stat = await fs.stat(lockFile).catch(() => undefined);
-        if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS) await fs.rm(lockFile, { force: true });
-        if (Date.now() > deadline) throw new LifelineError('AuditLocked', `audit log ${this.file} stays locked (${lockFile})`, { retryable: true });
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
-  }
 
   /** Every entry, in order. Lines that are not JSON are returned as undefined (verify() reports them). */
   private async lines(): Promise<string[]> {
@@ -90,9 +70,8 @@ export class AuditLog {
     });
   }
 
-  async append(event: AuditEvent): Promise<AuditEntry> {
-    const unlock = await this.lock();
-    try {
+  append(event: AuditEvent): Promise<AuditEntry> {
+    return withFileLock(this.file, async () => {
       const lines = await this.lines();
       const last = lines.length ? (JSON.parse(lines.at(-1)!) as AuditEntry) : undefined;
       // Idempotence: look back over the recent entries only.
@@ -116,9 +95,7 @@ export class AuditLog {
         await handle.close();
       }
       return entry;
-    } finally {
-      await unlock();
-    }
+    });
   }
 
   /** Recomputes the chain; names the first line that was edited, removed, inserted or reordered. */

@@ -51,7 +51,16 @@ export interface LifelineConfig {
   parallelJobs: number;
   /** How long a stopping worker lets running steps finish before cancelling them. */
   shutdownGraceSeconds: number;
-  notifications: { webhookUrl?: string; email: string[] };
+  notifications: {
+    webhookUrl?: string;
+    email: string[];
+    /** Used when `email` has recipients (default: the local MTA on localhost:25). */
+    smtp: { host: string; port: number; secure: boolean; user?: string; from: string };
+    /** Send the completion notice of a successful backup (BACKUP_NOTIFY_SUCCESS). */
+    onSuccess: boolean;
+  };
+  /** Thresholds of the alert conditions. */
+  alerts: { sizeAnomalyPercent: number; minFreePercent: number; rpoHours: number; rpoGraceHours: number };
   temporal: { address: string; namespace: string; taskQueue: string };
   databases: DatabaseConfig[];
 }

@@ -39,6 +39,16 @@ const SETTINGS = [
   ['retentionMinBackups', 'BACKUP_RETENTION_MIN_BACKUPS', '3'],
   ['retentionApprovalShare', 'BACKUP_RETENTION_APPROVAL_SHARE', '0.5'],
   ['retentionSchedule', 'BACKUP_RETENTION_SCHEDULE', '05:00'],
+  ['smtpHost', 'BACKUP_SMTP_HOST', 'localhost'],
+  ['smtpPort', 'BACKUP_SMTP_PORT', '25'],
+  ['smtpSecure', 'BACKUP_SMTP_SECURE', 'false'],
+  ['smtpUser', 'BACKUP_SMTP_USER', undefined],
+  ['smtpFrom', 'BACKUP_SMTP_FROM', 'lifeline@localhost'],
+  ['notifySuccess', 'BACKUP_NOTIFY_SUCCESS', 'true'],
+  ['sizeAnomalyPercent', 'BACKUP_SIZE_ANOMALY_PERCENT', '20'],
+  ['minFreePercent', 'BACKUP_MIN_FREE_PERCENT', '10'],
+  ['rpoHours', 'BACKUP_RPO_HOURS', '24'],
+  ['rpoGraceHours', 'BACKUP_RPO_GRACE_HOURS', '2'],
 ] as const;
 
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
@@ -210,7 +220,14 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
-    notifications: { webhookUrl: c.webhookUrl, email: c.emailNotifications ?? [] },
+    notifications: {
+      webhookUrl: c.webhookUrl,
+      email: c.emailNotifications ?? [],
+      // The SMTP password is read by the worker from BACKUP_SMTP_PASSWORD when it sends.
+      smtp: { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, from: c.smtpFrom },
+      onSuccess: c.notifySuccess,
+    },
+    alerts: { sizeAnomalyPercent: c.sizeAnomalyPercent, minFreePercent: c.minFreePercent, rpoHours: c.rpoHours, rpoGraceHours: c.rpoGraceHours },
     temporal: { address: c.temporalAddress, namespace: c.temporalNamespace, taskQueue: c.taskQueue },
     databases,
   };

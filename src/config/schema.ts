@@ -160,6 +160,16 @@ export const GlobalSchema = z
     retentionMinBackups: int(1, 1000),
     retentionApprovalShare: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0, { error: 'must be a share from 0 to 1, e.g. 0.5' }).max(1, { error: 'must be a share from 0 to 1, e.g. 0.5' })),
     retentionSchedule: scheduleSpec,
+    smtpHost: z.string().min(1),
+    smtpPort: int(1, 65535),
+    smtpSecure: bool,
+    smtpUser: z.string().min(1).optional(),
+    smtpFrom: z.email({ error: 'must be an e-mail address' }),
+    notifySuccess: bool,
+    sizeAnomalyPercent: int(1, 1000),
+    minFreePercent: int(0, 99),
+    rpoHours: int(1, 8760),
+    rpoGraceHours: int(0, 168),
   })
   .superRefine((c, ctx) => {
     if (c.compressionLevel === undefined) return;

@@ -10,6 +10,12 @@ export interface Notice {
   backupId?: string;
   /** Link to the workflow in the Temporal Web UI, when known. */
   link?: string;
+  /**
+   * An alert about a condition that lasts (RPO breached, low space): sent when it opens, not again
+   * while it stays open. A notice with `clears` closes it (and is sent only if it was open).
+   */
+  dedupKey?: string;
+  clears?: string;
 }
 
 export interface Notifier {
