@@ -19,7 +19,10 @@ import {
   type ReplicationOutcome,
 } from './definitions';
 import { replicateEverywhere } from './replication';
-import { invalid, long, quick, rootMessage } from './steps';
+import { failureType, invalid, long, quick, rootMessage } from './steps';
+
+/** Failures of the key provider: the backup could not be encrypted. */
+const KEY_FAILURES = ['KeyInvalid', 'KeyDisabled', 'KeyAccessDenied', 'KeyNotFound', 'KeyNotConfigured', 'KeyServiceUnavailable', 'KeyServiceError', 'WrongKey'];
 
 /**
  * The daily backup, as the runbook describes it: check the database → dump, compress, encrypt and
@@ -69,6 +72,9 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       replication = await replicateEverywhere(database, id, destinations, (d, s) => (progress.replication![d] = s));
     }
 
+    // Size against the previous backup, free space: alerts of their own, never a failed backup.
+    if (patched('alerts')) await quick.assessBackup(database, id).catch(() => undefined);
+
     progress.phase = 'notifying';
     const sent = await quick.notify({
       severity: 'info',
@@ -107,13 +113,14 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
           .audit('backup.failed', { actor: trigger.replace(/^manual:/, ''), action: 'backup', status: 'failed', database, backupId: id, details: { error: progress.error } })
           .catch(() => undefined);
       }
+      const encryption = KEY_FAILURES.includes(failureType(err) ?? '');
       await quick
         .notify({
           severity: 'critical',
-          event: 'backup.failed',
+          event: encryption ? 'encryption.failed' : 'backup.failed',
           database,
           backupId: id,
-          title: `Backup of ${database} FAILED`,
+          title: encryption ? `Backup of ${database} FAILED: encryption key unusable` : `Backup of ${database} FAILED`,
           text: `${progress.error}\nWorkflow ${workflowInfo().workflowId}. Check the worker log, then run \`lifeline backup --db ${database}\`.`,
         })
         .catch(() => undefined);

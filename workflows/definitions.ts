@@ -238,3 +238,5 @@ export interface RetentionWorkflowResult {
 
 export const retentionPlanQuery = defineQuery<TargetPlan[] | undefined>('retentionPlan');
 export const retentionStateQuery = defineQuery<RetentionStateValue>('retentionState');
+
+export const RPO_WATCHDOG_WORKFLOW_TYPE = 'rpoWatchdogWorkflow';

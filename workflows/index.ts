@@ -3,3 +3,4 @@ export { restoreWorkflow } from './restore';
 export { replicationWorkflow } from './replication';
 export { keyRotationWorkflow } from './key-rotation';
 export { retentionWorkflow } from './retention';
+export { rpoWatchdogWorkflow } from './rpo-watchdog';

@@ -21,3 +21,14 @@ export { rootCauseMessage as rootMessage } from '../src/errors';
 export function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'InvalidInput');
 }
+
+/** The type of the innermost application failure (a LifelineError code), if any. */
+export function failureType(err: unknown): string | undefined {
+  let current = err as { type?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  while (current && typeof current === 'object') {
+    if (typeof current.type === 'string') type = current.type;
+    current = current.cause as typeof current;
+  }
+  return type;
+}

@@ -164,7 +164,8 @@ export const GlobalSchema = z
     smtpPort: int(1, 65535),
     smtpSecure: bool,
     smtpUser: z.string().min(1).optional(),
-    smtpFrom: z.email({ error: 'must be an e-mail address' }),
+    // Not z.email(): `lifeline@localhost`, the default, is a fine sender for a local MTA.
+    smtpFrom: z.string().regex(/^[^@\s]+@[^@\s]+$/, { error: 'must be an e-mail address like lifeline@example.com' }),
     notifySuccess: bool,
     sizeAnomalyPercent: int(1, 1000),
     minFreePercent: int(0, 99),

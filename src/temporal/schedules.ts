@@ -12,6 +12,7 @@ import {
   BackupDatabase,
   KEY_ROTATION_WORKFLOW_TYPE,
   RETENTION_WORKFLOW_TYPE,
+  RPO_WATCHDOG_WORKFLOW_TYPE,
   type BackupWorkflowInput,
   type KeyRotationWorkflowInput,
   type RetentionWorkflowInput,
@@ -94,6 +95,19 @@ export function retentionScheduleOptions(config: LifelineConfig): ScheduleOption
   };
 }
 
+export const RPO_WATCHDOG_SCHEDULE_ID = 'lifeline-rpo-watchdog';
+
+/** Every hour: the RPO of every database (one alert when breached, one when met again). */
+export function rpoWatchdogScheduleOptions(config: LifelineConfig): ScheduleOptions {
+  return {
+    scheduleId: RPO_WATCHDOG_SCHEDULE_ID,
+    spec: { intervals: [{ every: '1 hour', offset: '17 minutes' }] },
+    action: { type: 'startWorkflow', workflowType: RPO_WATCHDOG_WORKFLOW_TYPE, taskQueue: config.temporal.taskQueue, workflowId: RPO_WATCHDOG_SCHEDULE_ID, args: [] },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour', pauseOnFailure: false },
+    memo: { lifeline: 'RPO watchdog' },
+  };
+}
+
 /** Creates, updates or deletes one Schedule, idempotently; keeps a paused schedule paused. */
 async function applySchedule(client: Client, scheduleId: string, options: ScheduleOptions | undefined): Promise<ScheduleChange> {
   if (!options) {
@@ -120,11 +134,12 @@ async function applySchedule(client: Client, scheduleId: string, options: Schedu
   }
 }
 
-/** One backup Schedule per database, the retention Schedule and the key rotation Schedule. */
+/** One backup Schedule per database, and the retention, RPO watchdog and key rotation Schedules. */
 export async function applySchedules(client: Client, config: LifelineConfig): Promise<ScheduleChange[]> {
   const changes: ScheduleChange[] = [];
   for (const db of config.databases) changes.push(await applySchedule(client, backupScheduleId(db.name), backupScheduleOptions(config, db)));
   changes.push(await applySchedule(client, RETENTION_SCHEDULE_ID, retentionScheduleOptions(config)));
+  changes.push(await applySchedule(client, RPO_WATCHDOG_SCHEDULE_ID, rpoWatchdogScheduleOptions(config)));
   changes.push(await applySchedule(client, KEY_ROTATION_SCHEDULE_ID, keyRotationScheduleOptions(config)));
   return changes;
 }

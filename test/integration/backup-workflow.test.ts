@@ -12,7 +12,7 @@ import { keyringFor } from '../../src/crypto/keys';
 import { spawnChild } from '../../src/pipeline/child-process';
 import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
-import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID } from '../../src/temporal/schedules';
+import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../src/temporal/schedules';
 import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
@@ -157,6 +157,7 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     const retention = await client.schedule.getHandle(RETENTION_SCHEDULE_ID).describe();
     for (const next of retention.info.nextActionTimes) assert.match(next.toISOString(), /T05:00:00\.000Z$/);
     await client.schedule.getHandle(RETENTION_SCHEDULE_ID).delete();
+    await client.schedule.getHandle(RPO_WATCHDOG_SCHEDULE_ID).delete();
   });
 
   it('fails at once, without retrying, when the password is wrong, and leaves nothing behind', async () => {

@@ -42,10 +42,11 @@ describe('destinations and KMS configuration', () => {
         serverSideEncryption: undefined,
         sseKmsKeyId: undefined,
         objectLock: { mode: 'GOVERNANCE', days: 30 },
+        retentionDays: undefined,
         // Names of the variables, never their values.
         credentialsEnv: { accessKeyId: 'BACKUP_S3_ACCESS_KEY_ID', secretAccessKey: 'BACKUP_S3_SECRET_ACCESS_KEY' },
       },
-      { name: 'archive', kind: 'local', path: path.join(cwd, 'archive') },
+      { name: 'archive', kind: 'local', path: path.join(cwd, 'archive'), retentionDays: undefined },
     ]);
     assert.deepEqual(config.encryption.kms, { keyId: 'alias/lifeline', endpoint: undefined, region: 'eu-west-1' });
   });
