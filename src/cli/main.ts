@@ -10,9 +10,11 @@ import { holdCommand } from './commands/hold';
 import { keysCommand } from './commands/keys';
 import { listCommand } from './commands/list';
 import { replicateCommand } from './commands/replicate';
+import { reportCommand } from './commands/report';
 import { restoreCommand } from './commands/restore';
 import { restoresCommand } from './commands/restores';
 import { scheduleCommand } from './commands/schedule';
+import { statsCommand } from './commands/stats';
 import { statusCommand } from './commands/status';
 import { upCommand } from './commands/up';
 import { verifyCommand } from './commands/verify';
@@ -31,6 +33,8 @@ const COMMANDS: Command[] = [
   approveCommand,
   cancelCommand,
   statusCommand,
+  statsCommand,
+  reportCommand,
   cleanupCommand,
   holdCommand,
   auditCommand,

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
+import { rpoCheck } from '../../alerts/conditions';
 import { catalogFor } from '../../backup/repository';
+import { AlertState } from '../../notify/alert-state';
 import { errorMessage } from '../../errors';
 import { createClient } from '../../temporal/client';
 import { backupScheduleId } from '../../temporal/schedules';
@@ -8,13 +10,13 @@ import type { Command } from '../command';
 import { config, jsonOption } from '../common';
 import { formatBytes, formatDuration, printJson } from '../output';
 
-const RPO_TARGET_MS = 24 * 3600 * 1000;
-
 interface DatabaseStatus {
   database: string;
   lastVerifiedBackup?: { id: string; takenAt: string; storedBytes: number };
   rpo: { ageMs?: number; targetMs: number; ok: boolean };
   backups: number;
+  /** Alerts about lasting conditions that are open now (RPO, space). */
+  openAlerts: Array<{ key: string; severity: string; title: string; since: string }>;
   lastRun?: { workflowId: string; status: string; startedAt: string };
   nextRun?: string;
   temporal?: string;
@@ -38,7 +40,7 @@ async function temporalFacts(client: Client | undefined, database: string): Prom
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'per database: last verified backup, RPO against its 24 h target, last and next runs',
+  summary: 'per database: last run and its result, last verified backup, RPO against its target, next run, open alerts',
   usage: 'lifeline status [--json]',
   options: { ...jsonOption },
   async run({ values }) {
@@ -46,10 +48,12 @@ export const statusCommand: Command = {
     const client = await createClient(cfg).catch(() => undefined);
     const now = Date.now();
     const statuses: DatabaseStatus[] = [];
+    const alerts = await new AlertState(cfg.backupDir).list();
     for (const db of cfg.databases) {
       const manifests = await catalogFor(db).list(db.name);
-      const last = manifests.at(-1);
-      const ageMs = last ? now - Date.parse(last.startedAt) : undefined;
+      const { check } = await rpoCheck(cfg, db, new Date(now));
+      const last = manifests.filter((m) => m.type !== 'pre-restore').at(-1);
+      const ageMs = check.ageHours === undefined ? undefined : check.ageHours * 3_600_000;
       let facts: Pick<DatabaseStatus, 'lastRun' | 'nextRun' | 'temporal'>;
       try {
         facts = await temporalFacts(client, db.name);
@@ -59,8 +63,11 @@ export const statusCommand: Command = {
       statuses.push({
         database: db.name,
         lastVerifiedBackup: last && { id: last.id, takenAt: last.startedAt, storedBytes: last.sizes.storedBytes },
-        rpo: { ageMs, targetMs: RPO_TARGET_MS, ok: ageMs !== undefined && ageMs <= RPO_TARGET_MS },
+        rpo: { ageMs, targetMs: cfg.alerts.rpoHours * 3_600_000, ok: ageMs !== undefined && ageMs <= cfg.alerts.rpoHours * 3_600_000 },
         backups: manifests.length,
+        openAlerts: alerts
+          .filter((a) => a.key.endsWith(`:${db.name}`) || a.key === `space:${db.backupDir}`)
+          .map((a) => ({ key: a.key, severity: a.severity, title: a.title, since: a.openedAt })),
         ...facts,
       });
     }
@@ -68,14 +75,15 @@ export const statusCommand: Command = {
       printJson(statuses);
     } else {
       for (const s of statuses) {
-        const rpo = s.rpo.ageMs === undefined ? 'no verified backup' : `${formatDuration(s.rpo.ageMs)} old (target < 24h)`;
+        const rpo = s.rpo.ageMs === undefined ? 'no verified backup' : `${formatDuration(s.rpo.ageMs)} old (target < ${formatDuration(s.rpo.targetMs)})`;
         process.stdout.write(
           `${s.database}  ${s.rpo.ok ? 'OK' : 'AT RISK'}\n` +
             `  last verified backup  ${s.lastVerifiedBackup ? `${s.lastVerifiedBackup.id} (${formatBytes(s.lastVerifiedBackup.storedBytes)})` : '—'}\n` +
             `  RPO                   ${rpo}\n` +
             `  backups in catalog    ${s.backups}\n` +
             `  last run              ${s.lastRun ? `${s.lastRun.status} ${s.lastRun.startedAt} (${s.lastRun.workflowId})` : s.temporal ? `Temporal ${s.temporal}` : '—'}\n` +
-            `  next scheduled run    ${s.nextRun ?? '—'}\n`,
+            `  next scheduled run    ${s.nextRun ?? '—'}\n` +
+            `  open alerts           ${s.openAlerts.length ? s.openAlerts.map((a) => `${a.severity.toUpperCase()} ${a.title} (since ${a.since})`).join('\n                        ') : 'none'}\n`,
         );
       }
     }
