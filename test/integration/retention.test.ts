@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } fr
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
@@ -109,6 +110,9 @@ describe('retentionWorkflow over a synthetic history', () => {
     assert.equal((await ids()).length, 41, 'nothing deleted while waiting');
     assert.equal(await handle.executeUpdate(approveUpdate, { args: [{ by: 'carol' }] }), 'approved by carol');
     const result = (await handle.result()) as RetentionWorkflowResult;
+    if (process.env.LIFELINE_RECORD_HISTORY) {
+      writeFileSync(path.join(__dirname, '..', 'replay', 'histories', 'retention-approved.json'), historyToJSON(await handle.fetchHistory()));
+    }
     assert.equal(result.outcome, 'applied');
     assert.equal(result.deleted.length, 30);
     assert.ok(result.deleted.every((d) => d.ok));
