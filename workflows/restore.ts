@@ -108,24 +108,10 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
     }
     // Runs from before the audit trail replay without these steps.
     const audited = patched('audit-trail');
-    if (audited) {
-      await quick.audit('restore.request', {
-        actor: input.requestedBy,
-        action: 'restore.request',
-        status: 'requested',
-        database: input.database,
-        backupId: plan.backupId,
-        details: { target: plan.target.label, mode: plan.mode, storage: input.storage ?? 'local', reason: input.reason },
-      });
-      await quick.audit('restore.decision', {
-        actor: outcome.by,
-        action: `restore.${outcome.decision === 'timed out' ? 'timed-out' : outcome.decision}`,
-        status: outcome.decision,
-        database: input.database,
-        backupId: plan.backupId,
-        details: { reason: outcome.reason },
-      });
-    }
+    const record = (action: string, actor: string, status: string, details: Record<string, unknown>) =>
+      audited ? quick.audit(action, { actor, action, status, database: input.database, backupId: plan!.backupId, details }) : Promise.resolve(0);
+    await record('restore.request', input.requestedBy, 'requested', { target: plan.target.label, mode: plan.mode, storage: input.storage ?? 'local', reason: input.reason });
+    await record(`restore.${outcome.decision === 'timed out' ? 'timed-out' : outcome.decision}`, outcome.by, outcome.decision, { reason: outcome.reason });
     if (outcome.decision === 'cancelled' || outcome.decision === 'timed out') {
       setState('CANCELLED');
       return { outcome: 'cancelled', plan, decision: outcome };
@@ -172,16 +158,7 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
           (snapshotId ? `\nPre-restore snapshot: ${snapshotId}.` : ''),
       })
       .catch(() => undefined);
-    if (audited) {
-      await quick.audit('restore', {
-        actor: outcome.by,
-        action: 'restore',
-        status: 'restored',
-        database: input.database,
-        backupId: plan.backupId,
-        details: { target: plan.target.label, mode: plan.mode, rtoMs: rto.approvalToVerifiedMs, snapshotId, previousDatabase },
-      });
-    }
+    await record('restore', outcome.by, 'restored', { target: plan.target.label, mode: plan.mode, rtoMs: rto.approvalToVerifiedMs, snapshotId, previousDatabase });
     return { outcome: 'restored', plan, decision: outcome, snapshotId, previousDatabase, verification, rto };
   } catch (err) {
     setState(isCancellation(err) ? 'CANCELLED' : 'FAILED');

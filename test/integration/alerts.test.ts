@@ -1,16 +1,14 @@
-import { Client, WorkflowFailedError } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/infra/net';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import { BACKUP_WORKFLOW_TYPE, RPO_WATCHDOG_WORKFLOW_TYPE, type BackupWorkflowResult } from '../../workflows/definitions';
 import type { RpoCheck } from '../../src/alerts/conditions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
 
 interface Posted {
@@ -27,8 +25,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let receiver: http.Server;
   let smtp: SMTPServer;
   const posts: Posted[] = [];
@@ -84,14 +81,12 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
         },
       },
     );
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
-    worker = await createWorker(setup.config);
-    running = worker.run();
+    client = await testClient(servers);
+    stopWorker = await runWorker(setup.config);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await client?.connection.close();
     receiver?.close();
     await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
@@ -143,8 +138,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
     const tight = await testConfig(servers, 'alerts-space', [{ name: 'al_source', url: setup.config.databases[0]!.url }], {
       env: { BACKUP_WEBHOOK_URL: setup.env.BACKUP_WEBHOOK_URL!, BACKUP_MIN_FREE_PERCENT: '99', BACKUP_NOTIFY_SUCCESS: 'false' },
     });
-    const spaceWorker = await createWorker(tight.config);
-    const spaceRunning = spaceWorker.run();
+    const stopSpaceWorker = await runWorker(tight.config);
     posts.length = 0;
     try {
       for (let i = 0; i < 2; i++) {
@@ -152,8 +146,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
         await new Promise((r) => setTimeout(r, 1100)); // backup ids have one-second resolution
       }
     } finally {
-      spaceWorker.shutdown();
-      await spaceRunning;
+      await stopSpaceWorker();
     }
     // No completion notices (BACKUP_NOTIFY_SUCCESS=false): only the one warning.
     assert.deepEqual(events(), ['warning storage.low-space']);
@@ -165,16 +158,14 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
     const broken = await testConfig(servers, 'alerts-key', [{ name: 'al_source', url: setup.config.databases[0]!.url }], {
       env: { ...Object.fromEntries(Object.entries(setup.env).filter(([k]) => k.startsWith('BACKUP_') && k !== 'BACKUP_DIR' && k !== 'BACKUP_ENCRYPTION_KEY')), BACKUP_ENCRYPTION_KEY: '/nonexistent/master.key' },
     });
-    const keyWorker = await createWorker(broken.config);
-    const keyRunning = keyWorker.run();
+    const stopKeyWorker = await runWorker(broken.config);
     try {
       await assert.rejects(
         client.workflow.execute(BACKUP_WORKFLOW_TYPE, { taskQueue: broken.config.temporal.taskQueue, workflowId: `al-key-${Date.now()}`, args: [{ database: 'al_source' }] }),
         WorkflowFailedError,
       );
     } finally {
-      keyWorker.shutdown();
-      await keyRunning;
+      await stopKeyWorker();
     }
     const critical = posts.find((p) => p.lifeline.event === 'encryption.failed');
     assert.equal(critical?.lifeline.severity, 'critical');

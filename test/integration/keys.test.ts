@@ -1,7 +1,6 @@
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, DisableKeyCommand, EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { Client, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
@@ -17,8 +16,6 @@ import { loadConfig } from '../../src/config/load';
 import { keyringFor } from '../../src/crypto/keys';
 import { keyringDir } from '../../src/crypto/keys/local-key-file';
 import { rootCauseMessage } from '../../src/errors';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
   KEY_ROTATION_WORKFLOW_TYPE,
@@ -29,6 +26,7 @@ import {
 } from '../../workflows/definitions';
 import { contentOf } from '../harness/compare';
 import { s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { runWorker, testClient } from '../harness/worker';
 import { SEEDED_KMS_KEY, testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -67,8 +65,7 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
   let kmsConfig: LifelineConfig;
   let client: Client;
   let kms: KMSClient;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stop: () => Promise<void>;
   let firstKeyArn: string;
   const alias = `alias/lifeline-it-${Date.now()}`;
   const admin = (db = 'ks_source') => servers.cluster.adminUrl(db);
@@ -76,13 +73,9 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
     client.workflow.execute(type, { taskQueue: kmsConfig.temporal.taskQueue, workflowId, args: [input] }) as Promise<R>;
 
   const startWorker = async (config: LifelineConfig) => {
-    worker = await createWorker(config);
-    running = worker.run();
+    stop = await runWorker(config);
   };
-  const stopWorker = async () => {
-    worker.shutdown();
-    await running;
-  };
+  const stopWorker = () => stop();
 
   before(async () => {
     servers = await testServers();
@@ -104,7 +97,7 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
       env: { BACKUP_KMS_ENDPOINT: servers.kms.endpoint, BACKUP_KMS_REGION: servers.kms.region },
     });
     kmsConfig = loadConfig({ cwd: setup.dir, env: { ...setup.env, BACKUP_KMS_KEY_ID: alias } });
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
+    client = await testClient(servers);
     // One backup under the local key file first: switching providers must not strand it.
     await startWorker(setup.config);
     await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'ks_source' });

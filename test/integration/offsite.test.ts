@@ -1,6 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { Client, WorkflowFailedError } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,8 +16,6 @@ import { keyringFor } from '../../src/crypto/keys';
 import { rootCauseMessage } from '../../src/errors';
 import { pgTool } from '../../src/postgres/binaries';
 import { S3Storage } from '../../src/storage/s3';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
   REPLICATION_WORKFLOW_TYPE,
@@ -31,6 +28,7 @@ import {
 import { contentOf } from '../harness/compare';
 import { query, s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { assertNotStoredByTemporal } from '../harness/secrets';
+import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -40,8 +38,7 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let backup: BackupWorkflowResult;
   let atBackup: Awaited<ReturnType<typeof contentOf>>;
   const admin = (db = 'os_source') => servers.cluster.adminUrl(db);
@@ -76,9 +73,8 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
         await s3Destination(servers.s3, 'archive', 'os-archive', { storageClass: 'STANDARD_IA', objectLock: { mode: 'GOVERNANCE', days: 1 } }),
       ],
     });
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
-    worker = await createWorker(setup.config);
-    running = worker.run();
+    client = await testClient(servers);
+    stopWorker = await runWorker(setup.config);
     atBackup = await contentOf(admin());
     const backupWorkflowId = `os-backup-${unique()}`;
     backup = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'os_source' }, backupWorkflowId);
@@ -86,8 +82,7 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await client?.connection.close();
   });
 

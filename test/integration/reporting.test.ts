@@ -1,5 +1,4 @@
-import { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +9,6 @@ import { auditLogFile } from '../../src/audit/audit-log';
 import { localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
 import { backupId, dataKey, manifestKey } from '../../src/catalog/naming';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
   RESTORE_WORKFLOW_TYPE,
@@ -21,6 +18,7 @@ import {
   type RetentionWorkflowResult,
 } from '../../workflows/definitions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -31,8 +29,7 @@ describe('status, stats, the monthly report and the audit check', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let backup: BackupWorkflowResult;
   let failedId: string;
   let deletedIds: string[];
@@ -55,9 +52,8 @@ describe('status, stats, the monthly report and the audit check', () => {
       { name: 'rp_source', url: source.url },
       { name: 'rp_broken', url: bad.toString() },
     ]);
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
-    worker = await createWorker(setup.config);
-    running = worker.run();
+    client = await testClient(servers);
+    stopWorker = await runWorker(setup.config);
 
     backup = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'rp_source' });
     await assert.rejects(execute(BACKUP_WORKFLOW_TYPE, { database: 'rp_broken' }));
@@ -81,8 +77,7 @@ describe('status, stats, the monthly report and the audit check', () => {
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await client?.connection.close();
   });
 

@@ -1,5 +1,4 @@
-import { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,8 +12,6 @@ import type { Manifest } from '../../src/catalog/manifest';
 import { backupId, dataKey, manifestKey } from '../../src/catalog/naming';
 import { waitFor } from '../../src/infra/net';
 import { setLegalHold } from '../../src/retention/apply';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import {
   approveUpdate,
   BACKUP_WORKFLOW_TYPE,
@@ -25,6 +22,7 @@ import {
   type RetentionWorkflowResult,
 } from '../../workflows/definitions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -35,8 +33,7 @@ describe('retentionWorkflow over a synthetic history', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
   let history: string[];
   const folder = () => path.join(setup.config.databases[0]!.backupDir, 'rt_source');
   const ids = async () => (await catalogFor(setup.config.databases[0]!).list('rt_source')).map((m) => m.id);
@@ -51,9 +48,8 @@ describe('retentionWorkflow over a synthetic history', () => {
     servers = await testServers();
     const source = await seededDatabase(servers, 'rt_source', { users: 10, transactions: 100 });
     setup = await testConfig(servers, 'retention', [{ name: 'rt_source', url: source.url, retentionDays: 30 }]);
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
-    worker = await createWorker(setup.config);
-    running = worker.run();
+    client = await testClient(servers);
+    stopWorker = await runWorker(setup.config);
     // One real backup, then 40 more catalogued at chosen dates (every 3 days back to 120 days ago),
     // each a copy of it under its own id: retention reads the time from the manifest only.
     const real = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {
@@ -77,8 +73,7 @@ describe('retentionWorkflow over a synthetic history', () => {
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await client?.connection.close();
   });
 

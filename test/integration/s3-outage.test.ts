@@ -1,6 +1,5 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from '@aws-sdk/client-s3';
-import { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -10,10 +9,9 @@ import { waitFor } from '../../src/infra/net';
 import { startLocalS3, type LocalS3Server } from '../../src/infra/s3-server';
 import { ensureVersitygw } from '../../src/infra/tools';
 import { S3Storage } from '../../src/storage/s3';
-import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
 import { BACKUP_WORKFLOW_TYPE, type BackupWorkflowResult } from '../../workflows/definitions';
 import { s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { runWorker, testClient } from '../harness/worker';
 import { newWorkDir, testServers, type TestServers } from '../harness/servers';
 
 describe('an S3 server that goes away in the middle of an upload', () => {
@@ -21,8 +19,7 @@ describe('an S3 server that goes away in the middle of an upload', () => {
   let s3: LocalS3Server;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stopWorker: () => Promise<void>;
 
   before(async () => {
     servers = await testServers();
@@ -39,14 +36,12 @@ describe('an S3 server that goes away in the middle of an upload', () => {
     setup = await testConfig(servers, 's3-outage', [{ name: 'so_source', url: source.url }], {
       destinations: [await s3Destination(s3, 'offsite', 'so-offsite')],
     });
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
-    worker = await createWorker(setup.config);
-    running = worker.run();
+    client = await testClient(servers);
+    stopWorker = await runWorker(setup.config);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stopWorker?.();
     await client?.connection.close();
     await s3?.stop();
   });
