@@ -39,13 +39,13 @@ export function buildMonthReport(history: History, databases: string[], month: s
     const windowStart = first.getTime();
     const windowEnd = last.getTime() + 86_400_000;
     let worst = 0;
-    let previous = times.filter((t) => t < windowStart).at(-1);
+    // Before the month's first backup, the gap runs from the one before it, or from the month's start.
+    let previous = times.filter((t) => t < windowStart).at(-1) ?? windowStart;
     for (const t of times.filter((t) => t >= windowStart && t < windowEnd)) {
-      if (previous !== undefined) worst = Math.max(worst, t - previous);
+      worst = Math.max(worst, t - previous);
       previous = t;
     }
-    if (previous !== undefined) worst = Math.max(worst, Math.min(windowEnd, now.getTime()) - previous);
-    else worst = Math.min(windowEnd, now.getTime()) - windowStart;
+    worst = Math.max(worst, Math.min(windowEnd, now.getTime()) - previous);
     return { database, worstGapHours: worst / 3_600_000, met: worst <= targets.rpoHours * 3_600_000 };
   });
   const restores = of('restore');
