@@ -240,3 +240,49 @@ export const retentionPlanQuery = defineQuery<TargetPlan[] | undefined>('retenti
 export const retentionStateQuery = defineQuery<RetentionStateValue>('retentionState');
 
 export const RPO_WATCHDOG_WORKFLOW_TYPE = 'rpoWatchdogWorkflow';
+
+// ---- drills -----------------------------------------------------------------------------------
+
+export const DRILL_WORKFLOW_TYPE = 'drillWorkflow';
+
+export interface DrillWorkflowInput {
+  database: string;
+  /** quarterly (the DR drill), monthly (the restore test) or manual. */
+  kind?: 'quarterly' | 'monthly' | 'manual';
+  requestedBy?: string;
+}
+
+export interface DrillFetched {
+  backupId: string;
+  takenAt: string;
+  location: string;
+  storedBytes: number;
+  ms: number;
+}
+
+export interface DrillCheck {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface DrillReport {
+  drillId: string;
+  database: string;
+  kind: string;
+  requestedBy: string;
+  startedAt: string;
+  finishedAt: string;
+  passed: boolean;
+  /** Why it failed: the first failed step or check, named. */
+  failure?: string;
+  backup?: Omit<DrillFetched, 'ms'>;
+  scratchDatabase: string;
+  steps: Array<{ name: 'download' | 'decrypt' | 'restore' | 'verify'; ms: number }>;
+  checks: DrillCheck[];
+  rto: { ms: number; targetMs: number; met: boolean };
+  rpo?: { ms: number; targetMs: number; met: boolean };
+  scratchDropped: boolean;
+}
+
+export const drillProgressQuery = defineQuery<{ phase: string; drillId: string }>('drillProgress');

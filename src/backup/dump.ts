@@ -106,7 +106,7 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
         writer.stream,
         { signal: hooks.signal },
       ),
-      takeInventory(client, request.type !== 'schema-only').catch((err) => {
+      takeInventory(client, request.type !== 'schema-only', db.drill.criticalTables).catch((err) => {
         throw classifyPgError(err, conn.label);
       }),
     ]);
@@ -139,6 +139,7 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
       object: { storage: storage.name, key: dataKey(db.name, id, FILE_EXTENSION[config.compression.algorithm]) },
       tables: inventory.tables,
       largeObjects: inventory.largeObjects,
+      ...(Object.keys(inventory.checksums).length && { checksums: inventory.checksums }),
       workflow: request.workflow,
     };
     await storage.putIfAbsent(pendingKey(db.name, id), Buffer.from(JSON.stringify(record, null, 2)));

@@ -51,6 +51,8 @@ export const DumpRecordSchema = z.object({
   object: z.object({ storage: z.string(), key: z.string() }),
   tables: z.array(TableCountSchema),
   largeObjects: z.number().int().nonnegative(),
+  /** Checksums of the rows of the database's critical tables (drill.criticalTables), in the dump's snapshot. */
+  checksums: z.record(z.string(), z.string()).optional(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }).optional(),
   /** On a copy in a replication destination: where it came from and when its read-back matched. */
   replica: z.object({ from: z.string(), replicatedAt: z.string(), readBackSha256: z.string() }).optional(),

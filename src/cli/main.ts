@@ -5,6 +5,7 @@ import { auditCommand } from './commands/audit';
 import { backupCommand } from './commands/backup';
 import { cleanupCommand } from './commands/cleanup';
 import { decryptCommand } from './commands/decrypt';
+import { drillCommand, drillsCommand } from './commands/drill';
 import { approveCommand, cancelCommand } from './commands/decide';
 import { holdCommand } from './commands/hold';
 import { keysCommand } from './commands/keys';
@@ -30,6 +31,8 @@ const COMMANDS: Command[] = [
   replicateCommand,
   restoreCommand,
   restoresCommand,
+  drillCommand,
+  drillsCommand,
   approveCommand,
   cancelCommand,
   statusCommand,

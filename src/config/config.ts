@@ -15,12 +15,26 @@ export interface DatabaseConfig {
   passwordEnv?: string;
   schedule: ScheduleSpec;
   retentionDays: number;
+  drill: DrillConfig;
   /** The full policy (keepDays = retentionDays) and the share of backups a run may delete without approval. */
   retention: RetentionPolicy & { approvalShare: number };
   backupDir: string;
   production: boolean;
   allowForceRestore: boolean;
   restoreChecks: RestoreChecks;
+}
+
+export interface DrillConfig {
+  /** `schema.table`: rows checksummed at backup time and compared in the drill's copy. */
+  criticalTables: string[];
+  /** Each must return true in the drill's copy, e.g. "SELECT NOT EXISTS (SELECT 1 FROM accounts a LEFT JOIN users u ON u.id = a.user_id WHERE u.id IS NULL)". */
+  sql: string[];
+  /** Run with DATABASE_URL set to the drill's copy (the application's critical-path tests); must exit 0. */
+  command?: string;
+  /** Server for the scratch database; default the source's. */
+  serverUrl?: string;
+  /** The destination the drill restores from. */
+  from: string;
 }
 
 export interface RestoreChecks {
@@ -41,6 +55,8 @@ export interface LifelineConfig {
   encryption: { keyFile: string; cipher: 'aes-256-gcm'; kms: KmsConfig };
   /** The retention policy of a database that sets none of its own. */
   retention: DatabaseConfig['retention'];
+  /** `on`: quarterly drill and monthly restore test Schedules (first Sunday, 05:00 UTC). */
+  drillSchedule: 'on' | 'off';
   /** When the retention workflow runs (daily, after the backups). */
   retentionSchedule: ScheduleSpec;
   /** `quarterly`: a Schedule runs keyRotationWorkflow; `off`: only `lifeline keys rotate`. */

@@ -39,6 +39,7 @@ const SETTINGS = [
   ['retentionMinBackups', 'BACKUP_RETENTION_MIN_BACKUPS', '3'],
   ['retentionApprovalShare', 'BACKUP_RETENTION_APPROVAL_SHARE', '0.5'],
   ['retentionSchedule', 'BACKUP_RETENTION_SCHEDULE', '05:00'],
+  ['drillSchedule', 'BACKUP_DRILL_SCHEDULE', 'on'],
   ['smtpHost', 'BACKUP_SMTP_HOST', 'localhost'],
   ['smtpPort', 'BACKUP_SMTP_PORT', '25'],
   ['smtpSecure', 'BACKUP_SMTP_SECURE', 'false'],
@@ -157,6 +158,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       schedule: { kind: 'daily', hour: 3, minute: 0 },
       retentionDays: c.retentionDays,
       retention: retentionPolicy(c, c.retentionDays, undefined),
+      drill: drillConfig(undefined),
       backupDir: resolve(c.backupDir),
       production: false,
       allowForceRestore: true,
@@ -193,6 +195,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       schedule: parseSchedule(d.schedule),
       retentionDays: d.retentionDays ?? c.retentionDays,
       retention: retentionPolicy(c, d.retentionDays ?? c.retentionDays, d.retention),
+      drill: drillConfig(d.drill),
       backupDir: resolve(d.backupDir ?? c.backupDir),
       production: d.production,
       allowForceRestore: d.allowForceRestore ?? !d.production,
@@ -217,6 +220,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     keyRotation: c.keyRotation,
     retention: retentionPolicy(c, c.retentionDays, undefined),
     retentionSchedule: parseSchedule(c.retentionSchedule),
+    drillSchedule: c.drillSchedule,
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
@@ -234,6 +238,10 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
 }
 
 type Parsed = z.infer<typeof GlobalSchema>;
+
+function drillConfig(d: DatabaseEntry['drill']): DatabaseConfig['drill'] {
+  return { criticalTables: d?.criticalTables ?? [], sql: d?.sql ?? [], command: d?.command, serverUrl: d?.serverUrl, from: d?.from ?? 'offsite' };
+}
 
 function retentionPolicy(c: Parsed, keepDays: number, r: DatabaseEntry['retention']): DatabaseConfig['retention'] {
   return {

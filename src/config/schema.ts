@@ -50,6 +50,18 @@ export const DatabaseEntrySchema = z.strictObject({
   passwordEnv: envName.optional(),
   schedule: scheduleSpec.default('03:00'),
   retentionDays: int(1, 36500).optional(),
+  /** What a disaster-recovery drill checks in the restored copy, and where it restores it. */
+  drill: z
+    .strictObject({
+      criticalTables: z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, { error: 'must be schema.table' })).optional(),
+      sql: z.array(z.string().min(1)).optional(),
+      command: z.string().min(1).optional(),
+      /** A server for the scratch database (default: the source's own server). */
+      serverUrl: postgresUrl.optional(),
+      /** The destination drills take backups from (default: offsite). */
+      from: z.string().min(1).optional(),
+    })
+    .optional(),
   /** Beyond keep-for-days: grandfather-father-son counts, compliance rules, guard rails. */
   retention: z
     .strictObject({
@@ -160,6 +172,7 @@ export const GlobalSchema = z
     retentionMinBackups: int(1, 1000),
     retentionApprovalShare: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0, { error: 'must be a share from 0 to 1, e.g. 0.5' }).max(1, { error: 'must be a share from 0 to 1, e.g. 0.5' })),
     retentionSchedule: scheduleSpec,
+    drillSchedule: z.enum(['on', 'off'], { error: 'must be on or off' }),
     smtpHost: z.string().min(1),
     smtpPort: int(1, 65535),
     smtpSecure: bool,

@@ -7,6 +7,8 @@ export interface DatabaseInventory {
   databaseBytes: number;
   tables: TableCount[];
   largeObjects: number;
+  /** `schema.table` → checksum of its rows, for the tables a drill checks row by row. */
+  checksums: Record<string, string>;
 }
 
 /** User tables (not extension members), with partitioned parents marked. */
@@ -44,8 +46,21 @@ export async function countRows(client: pg.Client, table: Omit<TableCount, 'rows
   return Number(rows[0]!.n);
 }
 
+/**
+ * MD5 over every row's text form, in a stable order: equal on two databases exactly when the
+ * table holds the same rows. Computed at backup time (in the dump's snapshot) and again by drills.
+ */
+export async function tableChecksum(client: pg.Client, table: string): Promise<string> {
+  const dot = table.indexOf('.');
+  const [schema, name] = dot > 0 ? [table.slice(0, dot), table.slice(dot + 1)] : ['public', table];
+  const { rows } = await client.query<{ h: string }>(
+    `SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS h FROM ONLY ${quoteIdent(schema)}.${quoteIdent(name)} x`,
+  );
+  return rows[0]!.h;
+}
+
 /** Everything the manifest records about the database, read inside the exported snapshot. */
-export async function takeInventory(client: pg.Client, withRows: boolean): Promise<DatabaseInventory> {
+export async function takeInventory(client: pg.Client, withRows: boolean, criticalTables: string[] = []): Promise<DatabaseInventory> {
   const version = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
   const size = await client.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
   const lo = await client.query<{ n: string }>('SELECT count(*) AS n FROM pg_largeobject_metadata');
@@ -53,10 +68,13 @@ export async function takeInventory(client: pg.Client, withRows: boolean): Promi
   for (const table of await listTables(client)) {
     tables.push({ ...table, rows: withRows ? await countRows(client, table) : 0 });
   }
+  const checksums: Record<string, string> = {};
+  if (withRows) for (const table of criticalTables) checksums[table] = await tableChecksum(client, table);
   return {
     serverVersion: version.rows[0]!.v.split(' ')[0]!,
     databaseBytes: Number(size.rows[0]!.n),
     tables,
     largeObjects: withRows ? Number(lo.rows[0]!.n) : 0,
+    checksums,
   };
 }

@@ -28,6 +28,7 @@ export function resolveTarget(config: LifelineConfig, target: string): DatabaseC
     schedule: { kind: 'off' },
     retentionDays: config.retentionDays,
     retention: config.retention,
+    drill: { criticalTables: [], sql: [], from: 'offsite' },
     backupDir: config.backupDir,
     production: false,
     allowForceRestore: true,

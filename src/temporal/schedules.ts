@@ -10,10 +10,12 @@ import type { DatabaseConfig, LifelineConfig, ScheduleSpec } from '../config/con
 import {
   BACKUP_WORKFLOW_TYPE,
   BackupDatabase,
+  DRILL_WORKFLOW_TYPE,
   KEY_ROTATION_WORKFLOW_TYPE,
   RETENTION_WORKFLOW_TYPE,
   RPO_WATCHDOG_WORKFLOW_TYPE,
   type BackupWorkflowInput,
+  type DrillWorkflowInput,
   type KeyRotationWorkflowInput,
   type RetentionWorkflowInput,
 } from '../../workflows/definitions';
@@ -108,6 +110,45 @@ export function rpoWatchdogScheduleOptions(config: LifelineConfig): ScheduleOpti
   };
 }
 
+export const drillScheduleId = (database: string, kind: 'quarterly' | 'monthly') =>
+  kind === 'quarterly' ? `lifeline-drill-${database}` : `lifeline-restore-test-${database}`;
+
+const QUARTER_MONTHS = ['JANUARY', 'APRIL', 'JULY', 'OCTOBER'] as const;
+const OTHER_MONTHS = ['FEBRUARY', 'MARCH', 'MAY', 'JUNE', 'AUGUST', 'SEPTEMBER', 'NOVEMBER', 'DECEMBER'] as const;
+
+/**
+ * The DR drill on the first Sunday of each quarter at 05:00 UTC, and the monthly restore test (the
+ * same workflow) on the first Sunday of the other months: a first Sunday is a Sunday among days 1-7.
+ */
+export function drillScheduleOptions(config: LifelineConfig, db: DatabaseConfig, kind: 'quarterly' | 'monthly'): ScheduleOptions | undefined {
+  if (config.drillSchedule === 'off') return undefined;
+  const input: DrillWorkflowInput = { database: db.name, kind, requestedBy: 'schedule' };
+  return {
+    scheduleId: drillScheduleId(db.name, kind),
+    spec: {
+      calendars: [{
+        month: [...(kind === 'quarterly' ? QUARTER_MONTHS : OTHER_MONTHS)],
+        dayOfMonth: { start: 1, end: 7 },
+        dayOfWeek: 'SUNDAY',
+        hour: 5,
+        minute: 0,
+        comment: kind === 'quarterly' ? 'DR drill: first Sunday of each quarter, 05:00 UTC' : 'restore test: first Sunday of the other months, 05:00 UTC',
+      }],
+      timezone: 'UTC',
+    },
+    action: {
+      type: 'startWorkflow',
+      workflowType: DRILL_WORKFLOW_TYPE,
+      taskQueue: config.temporal.taskQueue,
+      workflowId: drillScheduleId(db.name, kind),
+      args: [input],
+      typedSearchAttributes: [{ key: BackupDatabase, value: db.name }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day', pauseOnFailure: false },
+    memo: { lifeline: `${kind} drill`, database: db.name },
+  };
+}
+
 /** Creates, updates or deletes one Schedule, idempotently; keeps a paused schedule paused. */
 async function applySchedule(client: Client, scheduleId: string, options: ScheduleOptions | undefined): Promise<ScheduleChange> {
   if (!options) {
@@ -134,10 +175,13 @@ async function applySchedule(client: Client, scheduleId: string, options: Schedu
   }
 }
 
-/** One backup Schedule per database, and the retention, RPO watchdog and key rotation Schedules. */
+/** Per database a backup, a DR drill and a restore test Schedule; and the retention, RPO watchdog and key rotation Schedules. */
 export async function applySchedules(client: Client, config: LifelineConfig): Promise<ScheduleChange[]> {
   const changes: ScheduleChange[] = [];
-  for (const db of config.databases) changes.push(await applySchedule(client, backupScheduleId(db.name), backupScheduleOptions(config, db)));
+  for (const db of config.databases) {
+    changes.push(await applySchedule(client, backupScheduleId(db.name), backupScheduleOptions(config, db)));
+    for (const kind of ['quarterly', 'monthly'] as const) changes.push(await applySchedule(client, drillScheduleId(db.name, kind), drillScheduleOptions(config, db, kind)));
+  }
   changes.push(await applySchedule(client, RETENTION_SCHEDULE_ID, retentionScheduleOptions(config)));
   changes.push(await applySchedule(client, RPO_WATCHDOG_SCHEDULE_ID, rpoWatchdogScheduleOptions(config)));
   changes.push(await applySchedule(client, KEY_ROTATION_SCHEDULE_ID, keyRotationScheduleOptions(config)));

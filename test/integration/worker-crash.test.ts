@@ -89,8 +89,11 @@ describe('a worker killed in the middle of a dump', () => {
 
     const folder = path.join(ctx.setup.env.BACKUP_DIR!, 'it_crash');
     await waitFor('the dump to be under way', async () => partialFiles(folder).length > 0, 60_000);
-    const dumping = await ctx.locker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'it_crash' AND wait_event_type = 'Lock'`);
-    assert.ok(dumping.rows[0].n >= 1, 'pg_dump or the row count is waiting on the lock');
+    // Asked on a connection of its own: inside the locker's transaction pg_stat_activity is a snapshot.
+    await waitFor('pg_dump or the row count to wait on the lock', async () => {
+      const [row] = await ctx.servers.cluster.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'it_crash' AND wait_event_type = 'Lock'`);
+      return row!.n >= 1;
+    }, 30_000);
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { rpoCheck } from '../../alerts/conditions';
 import { catalogFor } from '../../backup/repository';
+import { listDrillReports } from '../../drill/reports';
 import { AlertState } from '../../notify/alert-state';
 import { errorMessage } from '../../errors';
 import { createClient } from '../../temporal/client';
@@ -15,6 +16,7 @@ interface DatabaseStatus {
   lastVerifiedBackup?: { id: string; takenAt: string; storedBytes: number };
   rpo: { ageMs?: number; targetMs: number; ok: boolean };
   backups: number;
+  lastDrill?: { drillId: string; passed: boolean; startedAt: string; rtoMs: number; failure?: string };
   /** Alerts about lasting conditions that are open now (RPO, space). */
   openAlerts: Array<{ key: string; severity: string; title: string; since: string }>;
   lastRun?: { workflowId: string; status: string; startedAt: string };
@@ -40,7 +42,7 @@ async function temporalFacts(client: Client | undefined, database: string): Prom
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'per database: last run and its result, last verified backup, RPO against its target, next run, open alerts',
+  summary: 'per database: last run and its result, last verified backup, RPO against its target, next run, last drill, open alerts',
   usage: 'lifeline status [--json]',
   options: { ...jsonOption },
   async run({ values }) {
@@ -51,6 +53,7 @@ export const statusCommand: Command = {
     const alerts = await new AlertState(cfg.backupDir).list();
     for (const db of cfg.databases) {
       const manifests = await catalogFor(db).list(db.name);
+      const lastDrill = (await listDrillReports(cfg, db.name)).at(-1);
       const { check } = await rpoCheck(cfg, db, new Date(now));
       const last = manifests.filter((m) => m.type !== 'pre-restore').at(-1);
       const ageMs = check.ageHours === undefined ? undefined : check.ageHours * 3_600_000;
@@ -65,6 +68,7 @@ export const statusCommand: Command = {
         lastVerifiedBackup: last && { id: last.id, takenAt: last.startedAt, storedBytes: last.sizes.storedBytes },
         rpo: { ageMs, targetMs: cfg.alerts.rpoHours * 3_600_000, ok: ageMs !== undefined && ageMs <= cfg.alerts.rpoHours * 3_600_000 },
         backups: manifests.length,
+        lastDrill: lastDrill && { drillId: lastDrill.drillId, passed: lastDrill.passed, startedAt: lastDrill.startedAt, rtoMs: lastDrill.rto.ms, failure: lastDrill.failure },
         openAlerts: alerts
           .filter((a) => a.key.endsWith(`:${db.name}`) || a.key === `space:${db.backupDir}`)
           .map((a) => ({ key: a.key, severity: a.severity, title: a.title, since: a.openedAt })),
@@ -83,6 +87,7 @@ export const statusCommand: Command = {
             `  backups in catalog    ${s.backups}\n` +
             `  last run              ${s.lastRun ? `${s.lastRun.status} ${s.lastRun.startedAt} (${s.lastRun.workflowId})` : s.temporal ? `Temporal ${s.temporal}` : '—'}\n` +
             `  next scheduled run    ${s.nextRun ?? '—'}\n` +
+            `  last drill            ${s.lastDrill ? `${s.lastDrill.passed ? 'passed' : 'FAILED'} ${s.lastDrill.startedAt}, RTO ${formatDuration(s.lastDrill.rtoMs)}${s.lastDrill.failure ? ` (${s.lastDrill.failure.slice(0, 100)})` : ''}` : '—'}\n` +
             `  open alerts           ${s.openAlerts.length ? s.openAlerts.map((a) => `${a.severity.toUpperCase()} ${a.title} (since ${a.since})`).join('\n                        ') : 'none'}\n`,
         );
       }

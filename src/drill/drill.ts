@@ -1,0 +1,131 @@
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { openBackup } from '../backup/read-backup';
+import { storageNamed } from '../backup/repository';
+import { Catalog } from '../catalog/catalog';
+import { readKeyEnvelope, writeKeyEnvelope } from '../catalog/key-envelope';
+import { parseManifest, type Manifest } from '../catalog/manifest';
+import { MANIFEST_SUFFIX, siblingKey } from '../catalog/naming';
+import type { DatabaseConfig, LifelineConfig } from '../config/config';
+import { keyringFor } from '../crypto/keys';
+import { IntegrityError, LifelineError } from '../errors';
+import { Meter } from '../pipeline/meter';
+import { dropDatabaseIfExists, onDatabase, withServer } from '../postgres/admin';
+import { quoteIdent, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
+import { runPgRestore } from '../postgres/pg-restore';
+import { tableChecksum } from '../postgres/snapshot';
+import { verifyRestored } from '../restore/verify-restored';
+import { LocalStorage } from '../storage/local';
+import type { DrillCheck, DrillFetched } from '../../workflows/definitions';
+
+/**
+ * A disaster-recovery drill as steps that can be timed apart: download the newest backup from the
+ * offsite destination, decrypt it with a key from the key provider, restore it into a scratch
+ * database, check it. Each step reads and writes a work folder `<BACKUP_DIR>/.drills/<drill id>/`.
+ */
+export function drillWorkDir(config: LifelineConfig, drillId: string): string {
+  return path.join(config.backupDir, '.drills', drillId.replace(/[^a-zA-Z0-9_-]/g, '_'));
+}
+
+/** The drill server: the configured one, or the source's own server. */
+export function drillServer(db: DatabaseConfig): ResolvedConnection {
+  return resolveConnection(db.drill.serverUrl ? { ...db, url: db.drill.serverUrl, passwordEnv: undefined } : db);
+}
+
+async function localManifest(work: string): Promise<{ storage: LocalStorage; manifest: Manifest }> {
+  const storage = new LocalStorage('drill', work);
+  const name = (await fs.readdir(work)).find((f) => f.endsWith(MANIFEST_SUFFIX));
+  if (!name) throw new LifelineError('DrillStateMissing', `no downloaded manifest in ${work}: the download step did not finish`);
+  const manifest = parseManifest(await fs.readFile(path.join(work, name), 'utf8'), path.join(work, name));
+  return { storage, manifest };
+}
+
+/** Step 1: the newest verified full backup in the drill's destination, downloaded and checked against its SHA-256. */
+export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, onBytes?: (n: number) => void): Promise<DrillFetched> {
+  const started = Date.now();
+  const source = storageNamed(config, db, db.drill.from);
+  const manifest = (await new Catalog(source).list(db.name)).filter((m) => m.type === 'full').at(-1);
+  if (!manifest) throw new LifelineError('BackupNotFound', `no verified full backup of ${db.name} in ${source.location} (${db.drill.from}) to drill with`);
+  const work = drillWorkDir(config, drillId);
+  await fs.rm(work, { recursive: true, force: true });
+  await fs.mkdir(work, { recursive: true, mode: 0o700 });
+  const file = path.basename(manifest.object.key);
+  const meter = new Meter({ sha256: true });
+  const ticker = setInterval(() => onBytes?.(meter.bytes), 2000);
+  try {
+    await pipeline(await source.read(manifest.object.key), meter, createWriteStream(path.join(work, file), { mode: 0o600 }));
+  } finally {
+    clearInterval(ticker);
+  }
+  const location = source.describe(manifest.object.key);
+  if (meter.sha256() !== manifest.sha256 || meter.bytes !== manifest.sizes.storedBytes) {
+    throw new IntegrityError(`backup ${manifest.id} at ${location} failed the checksum check: SHA-256 ${meter.sha256()}, the manifest says ${manifest.sha256}`);
+  }
+  const local = { ...manifest, object: { storage: 'drill', key: file } };
+  await fs.writeFile(path.join(work, siblingKey(file, MANIFEST_SUFFIX)), JSON.stringify(local));
+  const envelope = await readKeyEnvelope(source, manifest);
+  if (envelope) await writeKeyEnvelope(new LocalStorage('drill', work), local, envelope);
+  return { backupId: manifest.id, takenAt: manifest.startedAt, location, storedBytes: manifest.sizes.storedBytes, ms: Date.now() - started };
+}
+
+/** Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress to a plain archive. */
+export async function decryptForDrill(config: LifelineConfig, drillId: string): Promise<{ ms: number; rawBytes: number }> {
+  const started = Date.now();
+  const work = drillWorkDir(config, drillId);
+  const { storage, manifest } = await localManifest(work);
+  const chain = await openBackup(storage, manifest, keyringFor(config));
+  await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }));
+  if (chain.raw.sha256() !== manifest.rawSha256) throw new IntegrityError(`backup ${manifest.id}: the decrypted archive differs from the one pg_dump wrote`);
+  return { ms: Date.now() - started, rawBytes: chain.raw.bytes };
+}
+
+/** Step 3: a new scratch database on the drill server, restored from the plain archive. */
+export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<{ ms: number }> {
+  const started = Date.now();
+  const server = drillServer(db);
+  await withServer(server, async (client) => {
+    await dropDatabaseIfExists(client, scratch);
+    await client.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`);
+  });
+  // A staged file allows -j, but pg_dump wrote it to a pipe (no data offsets): one job is faster (README, Restores).
+  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump') });
+  return { ms: Date.now() - started };
+}
+
+/** Step 4: exact row counts, checksums of the critical tables, SQL assertions and the critical-path command. */
+export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<{ ms: number; checks: DrillCheck[] }> {
+  const started = Date.now();
+  const { manifest } = await localManifest(drillWorkDir(config, drillId));
+  const conn = onDatabase(drillServer(db), scratch);
+  const checks: DrillCheck[] = [];
+  const tables = manifest.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`);
+  try {
+    const v = await verifyRestored(conn, manifest, tables, { schemaOnly: false, checks: { sql: db.drill.sql, command: db.drill.command } });
+    checks.push({ name: `row counts of ${v.tables.length} tables`, ok: true });
+    checks.push(...v.checks.map((c) => ({ name: c.name, ok: c.ok, detail: c.detail })));
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err;
+    const { tables: wrong = [], checks: failed = [] } = (err.details ?? {}) as { tables?: Array<{ table: string; expected: number; actual: number }>; checks?: DrillCheck[] };
+    checks.push({ name: 'row counts', ok: wrong.length === 0, detail: wrong.map((t) => `${t.table}: ${t.actual} rows, backup recorded ${t.expected}`).join('; ') || undefined });
+    checks.push(...failed);
+  }
+  await withConnection(conn, async (client) => {
+    for (const table of db.drill.criticalTables) {
+      const recorded = manifest.checksums?.[table];
+      const actual = await tableChecksum(client, table).catch((e: Error) => `error: ${e.message}`);
+      checks.push({
+        name: `checksum of ${table}`,
+        ok: recorded !== undefined && recorded === actual,
+        detail: recorded === undefined ? 'the backup recorded no checksum for it (taken before it was a critical table)' : recorded === actual ? undefined : `rows differ (recorded ${recorded}, restored ${actual})`,
+      });
+    }
+  });
+  return { ms: Date.now() - started, checks };
+}
+
+/** Always: the scratch database dropped and the work folder removed. Safe to repeat. */
+export async function cleanupDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<void> {
+  await withServer(drillServer(db), (client) => dropDatabaseIfExists(client, scratch));
+  await fs.rm(drillWorkDir(config, drillId), { recursive: true, force: true });
+}
