@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { AuditLog, auditLogFile } from '../src/audit/audit-log';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
-import { cleanupDrill, decryptForDrill, fetchForDrill, restoreForDrill, verifyDrill } from '../src/drill/drill';
+import { cleanupDrill, decryptForDrill, fetchForDrill, pickDrillBackup, restoreForDrill, verifyDrill } from '../src/drill/drill';
 import { writeDrillReport } from '../src/drill/reports';
 import { deliver } from '../src/notify';
 import type { DrillReport } from '../workflows/definitions';
@@ -16,9 +16,10 @@ export function createDrillActivities(config: LifelineConfig, logger: Logger) {
     return () => clearInterval(timer);
   };
   return {
-    fetchForDrill: failuresTranslated(async (database: string, drillId: string) => {
+    pickDrillBackup: failuresTranslated(async (database: string) => pickDrillBackup(config, db(database))),
+    fetchForDrill: failuresTranslated(async (database: string, drillId: string, backupId: string) => {
       const ctx = Context.current();
-      return fetchForDrill(config, db(database), drillId, (bytes) => ctx.heartbeat({ phase: 'download', bytes }));
+      return fetchForDrill(config, db(database), drillId, backupId, (bytes) => ctx.heartbeat({ phase: 'download', bytes }));
     }),
     decryptForDrill: failuresTranslated(async (drillId: string) => {
       const stop = beat('decrypt');
@@ -39,7 +40,7 @@ export function createDrillActivities(config: LifelineConfig, logger: Logger) {
     verifyDrill: failuresTranslated(async (database: string, drillId: string, scratch: string) => {
       const stop = beat('verify');
       try {
-        return await verifyDrill(config, db(database), drillId, scratch);
+        return await verifyDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal);
       } finally {
         stop();
       }

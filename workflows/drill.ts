@@ -28,7 +28,7 @@ export async function drillWorkflow(input: DrillWorkflowInput): Promise<DrillRep
 
   const steps: DrillReport['steps'] = [];
   let checks: DrillCheck[] = [];
-  let fetched: DrillFetched | undefined;
+  let backup: Omit<DrillFetched, 'ms'> | undefined;
   let failure: string | undefined;
   let cancelled: unknown;
   const step = async <T extends { ms: number }>(name: DrillReport['steps'][number]['name'], run: () => Promise<T>): Promise<T> => {
@@ -43,7 +43,9 @@ export async function drillWorkflow(input: DrillWorkflowInput): Promise<DrillRep
     }
   };
   try {
-    fetched = await step('download', () => long.fetchForDrill(database, drillId));
+    backup = await quick.pickDrillBackup(database);
+    const { backupId } = backup;
+    await step('download', () => long.fetchForDrill(database, drillId, backupId));
     await step('decrypt', () => long.decryptForDrill(drillId));
     await step('restore', () => long.restoreForDrill(database, drillId, scratch));
     checks = (await step('verify', () => long.verifyDrill(database, drillId, scratch))).checks;
@@ -65,10 +67,9 @@ export async function drillWorkflow(input: DrillWorkflowInput): Promise<DrillRep
       failure ??= `cleanup failed: ${rootMessage(err)}`;
     }
     const rto = { ms: verifiedAt - started, targetMs: RTO_TARGET_MS, met: !failure && verifiedAt - started <= RTO_TARGET_MS };
-    const rpo = fetched && { ms: started - Date.parse(fetched.takenAt), targetMs: RPO_TARGET_MS, met: started - Date.parse(fetched.takenAt) <= RPO_TARGET_MS };
+    const rpo = backup && { ms: started - Date.parse(backup.takenAt), targetMs: RPO_TARGET_MS, met: started - Date.parse(backup.takenAt) <= RPO_TARGET_MS };
     if (!failure && !rto.met) failure = `RTO target missed: ${Math.round(rto.ms / 1000)} s to a verified database (target ${RTO_TARGET_MS / 60_000} min)`;
-    if (!failure && rpo && !rpo.met) failure = `RPO target missed: backup ${fetched!.backupId} is ${(rpo.ms / 3_600_000).toFixed(1)} h old (target 24 h)`;
-    const { ms: _ms, ...backup } = fetched ?? ({ ms: 0 } as DrillFetched);
+    if (!failure && rpo && !rpo.met) failure = `RPO target missed: backup ${backup!.backupId} is ${(rpo.ms / 3_600_000).toFixed(1)} h old (target 24 h)`;
     const report: DrillReport = {
       drillId,
       database,
@@ -78,7 +79,7 @@ export async function drillWorkflow(input: DrillWorkflowInput): Promise<DrillRep
       finishedAt: new Date().toISOString(),
       passed: !failure,
       failure,
-      backup: fetched ? backup : undefined,
+      backup,
       scratchDatabase: scratch,
       steps,
       checks,

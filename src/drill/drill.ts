@@ -41,12 +41,19 @@ async function localManifest(work: string): Promise<{ storage: LocalStorage; man
   return { storage, manifest };
 }
 
-/** Step 1: the newest verified full backup in the drill's destination, downloaded and checked against its SHA-256. */
-export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, onBytes?: (n: number) => void): Promise<DrillFetched> {
-  const started = Date.now();
+/** The newest verified full backup in the drill's destination (the server is gone: nothing local counts). */
+export async function pickDrillBackup(config: LifelineConfig, db: DatabaseConfig): Promise<Omit<DrillFetched, 'ms'>> {
   const source = storageNamed(config, db, db.drill.from);
   const manifest = (await new Catalog(source).list(db.name)).filter((m) => m.type === 'full').at(-1);
   if (!manifest) throw new LifelineError('BackupNotFound', `no verified full backup of ${db.name} in ${source.location} (${db.drill.from}) to drill with`);
+  return { backupId: manifest.id, takenAt: manifest.startedAt, location: source.describe(manifest.object.key), storedBytes: manifest.sizes.storedBytes };
+}
+
+/** Step 1: that backup, downloaded and checked against its SHA-256. */
+export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, backupId: string, onBytes?: (n: number) => void): Promise<{ ms: number }> {
+  const started = Date.now();
+  const source = storageNamed(config, db, db.drill.from);
+  const manifest = await new Catalog(source).get(backupId);
   const work = drillWorkDir(config, drillId);
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(work, { recursive: true, mode: 0o700 });
@@ -66,7 +73,7 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
   await fs.writeFile(path.join(work, siblingKey(file, MANIFEST_SUFFIX)), JSON.stringify(local));
   const envelope = await readKeyEnvelope(source, manifest);
   if (envelope) await writeKeyEnvelope(new LocalStorage('drill', work), local, envelope);
-  return { backupId: manifest.id, takenAt: manifest.startedAt, location, storedBytes: manifest.sizes.storedBytes, ms: Date.now() - started };
+  return { ms: Date.now() - started };
 }
 
 /** Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress to a plain archive. */
@@ -94,14 +101,14 @@ export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig
 }
 
 /** Step 4: exact row counts, checksums of the critical tables, SQL assertions and the critical-path command. */
-export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<{ ms: number; checks: DrillCheck[] }> {
+export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal): Promise<{ ms: number; checks: DrillCheck[] }> {
   const started = Date.now();
   const { manifest } = await localManifest(drillWorkDir(config, drillId));
   const conn = onDatabase(drillServer(db), scratch);
   const checks: DrillCheck[] = [];
   const tables = manifest.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`);
   try {
-    const v = await verifyRestored(conn, manifest, tables, { schemaOnly: false, checks: { sql: db.drill.sql, command: db.drill.command } });
+    const v = await verifyRestored(conn, manifest, tables, { schemaOnly: false, checks: { sql: db.drill.sql, command: db.drill.command }, signal });
     checks.push({ name: `row counts of ${v.tables.length} tables`, ok: true });
     checks.push(...v.checks.map((c) => ({ name: c.name, ok: c.ok, detail: c.detail })));
   } catch (err) {

@@ -68,7 +68,9 @@ export function classifyPgError(err: unknown, label: string): LifelineError {
   }
   if (e.code === '42501' || /permission denied/i.test(text)) {
     return new LifelineError('PgPermissionDenied', `${label}: ${text}`, {
-      hint: 'the backup role needs SELECT on every table (for example the pg_read_all_data role)',
+      hint: /create database/i.test(text)
+        ? 'restores and drills create a scratch database: grant the role CREATEDB (or give drills a server of their own with drill.serverUrl)'
+        : 'the backup role needs SELECT on every table (for example the pg_read_all_data role)',
       cause: err,
     });
   }

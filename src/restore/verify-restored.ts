@@ -13,9 +13,10 @@ function urlWithPassword(conn: ResolvedConnection): string {
   return url.toString();
 }
 
-function runCommand(command: string, env: NodeJS.ProcessEnv, timeoutMs = 10 * 60_000): Promise<{ ok: boolean; detail: string }> {
+function runCommand(command: string, env: NodeJS.ProcessEnv, signal?: AbortSignal, timeoutMs = 10 * 60_000): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    // A cancelled step ends its command too (the operator's tests may run long).
+    const child = spawn('sh', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, signal });
     let output = '';
     const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
     child.stdout.on('data', keep);
@@ -34,7 +35,7 @@ export async function verifyRestored(
   conn: ResolvedConnection,
   manifest: Manifest,
   tables: string[],
-  options: { schemaOnly: boolean; checks: RestoreChecks },
+  options: { schemaOnly: boolean; checks: RestoreChecks; signal?: AbortSignal },
 ): Promise<RestoreVerification> {
   const recorded = new Map(manifest.tables.map((t) => [qualifiedName(t), t.rows]));
   const result: RestoreVerification = { tables: [], checks: [] };
@@ -55,7 +56,7 @@ export async function verifyRestored(
     }
   });
   if (options.checks.command) {
-    const run = await runCommand(options.checks.command, { ...process.env, DATABASE_URL: urlWithPassword(conn) });
+    const run = await runCommand(options.checks.command, { ...process.env, DATABASE_URL: urlWithPassword(conn) }, options.signal);
     result.checks.push({ name: `command: ${options.checks.command}`, ok: run.ok, detail: run.detail });
   }
   const wrongCounts = result.tables.filter((t) => t.actual !== t.expected);
