@@ -13,6 +13,7 @@ const ENTRY = {
   bench: ['scripts/bench.ts'],
   'bench-restore': ['scripts/bench-restore.ts'],
   'bench-offsite': ['scripts/bench-offsite.ts'],
+  'bench-drill': ['scripts/bench-drill.ts'],
 };
 
 function stale() {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { storageNamed } from '../../src/backup/repository';
 import { Catalog } from '../../src/catalog/catalog';
 import { drillReportDir } from '../../src/drill/reports';
@@ -101,7 +102,11 @@ describe('disaster-recovery drills from the offsite destination', () => {
 
   it('passes on a seeded database, reports RTO by step and RPO, and leaves no scratch database', async () => {
     const before = await contentOf(servers.cluster.adminUrl('dr_source'));
-    const report = (await (await start('dr_source')).result()) as DrillReport;
+    const handle = await start('dr_source');
+    const report = (await handle.result()) as DrillReport;
+    if (process.env.LIFELINE_RECORD_HISTORY) {
+      writeFileSync(path.join(__dirname, '..', 'replay', 'histories', 'drill-passed.json'), historyToJSON(await handle.fetchHistory()));
+    }
     assert.equal(report.passed, true, report.failure);
     assert.equal(report.backup?.backupId, backups.dr_source!.backupId);
     assert.match(report.backup!.location, /^s3:\/\/dr-offsite\//);
