@@ -33,7 +33,7 @@ async function main(): Promise<number> {
     [ENV.kms]: JSON.stringify(servers.kms),
   };
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...testFiles()], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...testFiles()], {
       cwd: root,
       env,
       stdio: 'inherit',

@@ -1,7 +1,5 @@
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/infra/net';
@@ -9,12 +7,8 @@ import { BACKUP_WORKFLOW_TYPE, RPO_WATCHDOG_WORKFLOW_TYPE, type BackupWorkflowRe
 import type { RpoCheck } from '../../src/alerts/conditions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { runWorker, testClient } from '../harness/worker';
+import { webhookReceiver, type Posted } from '../harness/webhook-receiver';
 import { testServers, type TestServers } from '../harness/servers';
-
-interface Posted {
-  text: string;
-  lifeline: { severity: string; event: string; database?: string; title: string };
-}
 
 interface Mail {
   to: string[];
@@ -26,9 +20,9 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
   let setup: TestSetup;
   let client: Client;
   let stopWorker: () => Promise<void>;
-  let receiver: http.Server;
+  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
   let smtp: SMTPServer;
-  const posts: Posted[] = [];
+  let posts: Posted[] = [];
   const mails: Mail[] = [];
   const execute = <R>(type: string, args: unknown[]) =>
     client.workflow.execute(type, { taskQueue: setup.config.temporal.taskQueue, workflowId: `al-${type}-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`, args }) as Promise<R>;
@@ -38,15 +32,8 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
 
   before(async () => {
     servers = await testServers();
-    receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        posts.push(JSON.parse(body) as Posted);
-        res.writeHead(200).end('ok');
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiver = await webhookReceiver();
+    posts = receiver.posts;
     const smtpPort = await freePort();
     smtp = new SMTPServer({
       authOptional: true,
@@ -73,7 +60,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
       ],
       {
         env: {
-          BACKUP_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+          BACKUP_WEBHOOK_URL: receiver.url,
           BACKUP_EMAIL_NOTIFICATIONS: 'oncall@moneyflow.example, dba@moneyflow.example',
           BACKUP_SMTP_HOST: '127.0.0.1',
           BACKUP_SMTP_PORT: String(smtpPort),

@@ -2,8 +2,6 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +21,7 @@ import {
 } from '../../workflows/definitions';
 import { contentOf } from '../harness/compare';
 import { s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { webhookReceiver } from '../harness/webhook-receiver';
 import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
 
@@ -34,8 +33,8 @@ describe('disaster-recovery drills from the offsite destination', () => {
   let setup: TestSetup;
   let client: Client;
   let stopWorker: () => Promise<void>;
-  let receiver: http.Server;
-  const alerts: Array<{ severity: string; event: string; title: string; text: string }> = [];
+  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
+  const alerts = () => receiver.posts.map((p) => p.lifeline);
   const backups: Record<string, BackupWorkflowResult> = {};
   const start = (database: string) =>
     client.workflow.start(DRILL_WORKFLOW_TYPE, {
@@ -56,15 +55,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
 
   before(async () => {
     servers = await testServers();
-    receiver = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        alerts.push((JSON.parse(body) as { lifeline: (typeof alerts)[number] }).lifeline);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiver = await webhookReceiver();
     const source = await seededDatabase(servers, 'dr_source');
     await servers.cluster.sql('ALTER ROLE dr_source_owner CREATEDB'); // drills restore into a scratch database
     const everyAccountHasAUser = 'SELECT NOT EXISTS (SELECT 1 FROM public.accounts a LEFT JOIN public.users u ON u.id = a.user_id WHERE u.id IS NULL)';
@@ -80,7 +71,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
       ],
       {
         destinations: [await s3Destination(servers.s3, 'offsite', 'dr-offsite')],
-        env: { BACKUP_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`, BACKUP_NOTIFY_SUCCESS: 'false' },
+        env: { BACKUP_WEBHOOK_URL: receiver.url, BACKUP_NOTIFY_SUCCESS: 'false' },
       },
     );
     client = await testClient(servers);
@@ -135,7 +126,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
   });
 
   it('fails on a corrupted newest offsite backup with a critical alert naming the backup and the check', async () => {
-    alerts.length = 0;
+    receiver.posts.length = 0;
     const offsite = storageNamed(setup.config, setup.config.databases[0]!, 'offsite');
     const manifest = await new Catalog(offsite).get(backups.dr_source!.backupId);
     const file = path.join(servers.s3.dataDir, 'dr-offsite', manifest.object.key);
@@ -144,7 +135,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
     writeFileSync(file, bytes);
     const report = await failedReport((await start('dr_source')).result());
     assert.match(report.failure!, new RegExp(`download failed: backup ${manifest.id} at s3://dr-offsite/.* failed the checksum check`));
-    const critical = alerts.filter((a) => a.severity === 'critical');
+    const critical = alerts().filter((a) => a.severity === 'critical');
     assert.equal(critical.length, 1);
     assert.equal(critical[0]!.event, 'drill.failed');
     assert.match(critical[0]!.title, new RegExp(`DR drill of dr_source FAILED \\(backup ${manifest.id}\\)`));
