@@ -41,5 +41,7 @@ export async function deliver(config: LifelineConfig, logger: Logger, notice: No
       failed.push(`${notifier.name}: ${(err as Error).message}`);
     }
   }
+  // Reached nobody but the log: keep the condition closed, so the next check tries to tell someone again.
+  if (notice.dedupKey && failed.length && delivered.every((d) => d === 'log')) await state.clear(notice.dedupKey);
   return { delivered, failed };
 }

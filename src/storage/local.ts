@@ -150,7 +150,8 @@ export class LocalStorage implements BackupStorage {
       }
       for (const entry of entries) {
         const key = rel ? `${rel}/${entry.name}` : entry.name;
-        if (entry.isDirectory()) await walk(path.join(dir, entry.name), key);
+        // Hidden folders (a drill's work folder) hold no catalogued objects.
+        if (entry.isDirectory() && !entry.name.startsWith('.')) await walk(path.join(dir, entry.name), key);
         else if (entry.isFile() && !entry.name.startsWith('.') && key.startsWith(prefix)) {
           const s = await fs.stat(path.join(dir, entry.name));
           out.push({ key, size: s.size, modified: s.mtime });

@@ -1,6 +1,6 @@
 import { UsageError } from '../../errors';
 import { createClient } from '../../temporal/client';
-import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../temporal/schedules';
+import { applySchedules, backupScheduleId, drillScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../temporal/schedules';
 import type { Command } from '../command';
 import { config, jsonOption } from '../common';
 import { printJson, table } from '../output';
@@ -38,7 +38,10 @@ export const scheduleCommand: Command = {
       }
     };
     const rows = [];
-    for (const db of cfg.databases) rows.push(await describe(backupScheduleId(db.name), db.name));
+    for (const db of cfg.databases) {
+      rows.push(await describe(backupScheduleId(db.name), db.name));
+      if (cfg.drillSchedule === 'on') for (const kind of ['quarterly', 'monthly'] as const) rows.push(await describe(drillScheduleId(db.name, kind), db.name));
+    }
     if (cfg.retentionSchedule.kind !== 'off') rows.push(await describe(RETENTION_SCHEDULE_ID, 'retention'));
     rows.push(await describe(RPO_WATCHDOG_SCHEDULE_ID, 'RPO watchdog'));
     if (cfg.keyRotation !== 'off') rows.push(await describe(KEY_ROTATION_SCHEDULE_ID, 'master key'));
