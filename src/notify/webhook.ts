@@ -1,5 +1,6 @@
 import { LifelineError } from '../errors';
 import type { Notice, Notifier } from './notifier';
+import { deliverWithRetries } from './retry';
 
 const EMOJI: Record<Notice['severity'], string> = { info: ':white_check_mark:', warning: ':warning:', critical: ':rotating_light:' };
 
@@ -13,16 +14,8 @@ export class WebhookNotifier implements Notifier {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  /** Delivers with a few quick retries: a notice should not wait for the next backup. */
-  async send(notice: Notice): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.post(notice);
-      } catch (err) {
-        if (attempt >= this.attempts || !(err instanceof LifelineError) || !err.retryable) throw err;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-      }
-    }
+  send(notice: Notice): Promise<void> {
+    return deliverWithRetries(this.attempts, () => this.post(notice));
   }
 
   private async post(notice: Notice): Promise<void> {
