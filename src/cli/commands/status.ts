@@ -1,5 +1,4 @@
 import type { Client } from '@temporalio/client';
-import { rpoCheck } from '../../alerts/conditions';
 import { catalogFor } from '../../backup/repository';
 import { listDrillReports } from '../../drill/reports';
 import { AlertState } from '../../notify/alert-state';
@@ -54,9 +53,9 @@ export const statusCommand: Command = {
     for (const db of cfg.databases) {
       const manifests = await catalogFor(db).list(db.name);
       const lastDrill = (await listDrillReports(cfg, db.name)).at(-1);
-      const { check } = await rpoCheck(cfg, db, new Date(now));
+      // Pre-restore snapshots are not the schedule's backups: they do not count toward the RPO.
       const last = manifests.filter((m) => m.type !== 'pre-restore').at(-1);
-      const ageMs = check.ageHours === undefined ? undefined : check.ageHours * 3_600_000;
+      const ageMs = last ? now - Date.parse(last.startedAt) : undefined;
       let facts: Pick<DatabaseStatus, 'lastRun' | 'nextRun' | 'temporal'>;
       try {
         facts = await temporalFacts(client, db.name);
