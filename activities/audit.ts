@@ -1,4 +1,4 @@
-import { AuditLog, auditLogFile, type AuditEvent } from '../src/audit/audit-log';
+import { auditLogOf, type AuditEvent } from '../src/audit/audit-log';
 import type { LifelineConfig } from '../src/config/config';
 import { failuresTranslated, owningWorkflow } from './errors';
 
@@ -10,7 +10,7 @@ export function createAuditActivities(config: LifelineConfig) {
      */
     audit: failuresTranslated(async (key: string, event: Omit<AuditEvent, 'eventId'>): Promise<number> => {
       const execution = owningWorkflow();
-      const entry = await new AuditLog(auditLogFile(config.backupDir)).append({
+      const entry = await auditLogOf(config).append({
         ...event,
         eventId: `${execution?.workflowId ?? 'direct'}/${execution?.runId ?? ''}:${key}`,
         details: { ...event.details, ...(execution && { workflowId: execution.workflowId }) },

@@ -9,7 +9,7 @@ import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyProviderFor, keyringFor } from '../src/crypto/keys';
 import { withConnection, resolveConnection } from '../src/postgres/connection';
 import { deliver, type Notice } from '../src/notify';
-import { AuditLog, auditLogFile } from '../src/audit/audit-log';
+import { auditLogOf } from '../src/audit/audit-log';
 import { failuresTranslated, owningWorkflow } from './errors';
 
 /** `manual:alice` → alice; `schedule` stays. */
@@ -65,7 +65,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
       const db = findDatabase(config, record.database);
       const manifest = await publishManifest(db, record, verification, trigger);
       const location = localStorageFor(db).describe(manifest.object.key);
-      const audit = new AuditLog(auditLogFile(config.backupDir));
+      const audit = auditLogOf(config);
       const common = { actor: actorOf(trigger), database: record.database, backupId: record.id, sizeBytes: record.sizes.storedBytes, location, checksum: record.sha256 };
       await audit.append({ ...common, eventId: `${record.id}:backup`, action: 'backup', status: 'verified', details: { type: record.type, rawBytes: record.sizes.rawBytes, keyId: record.encryption.keyId } });
       await audit.append({ ...common, eventId: `${record.id}:verification`, action: 'verification', status: 'passed', details: { method: verification.method, durationMs: verification.durationMs } });

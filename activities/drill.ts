@@ -1,56 +1,34 @@
 import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
-import { AuditLog, auditLogFile } from '../src/audit/audit-log';
+import { auditLogOf } from '../src/audit/audit-log';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { cleanupDrill, decryptForDrill, fetchForDrill, pickDrillBackup, restoreForDrill, verifyDrill } from '../src/drill/drill';
 import { writeDrillReport } from '../src/drill/reports';
 import { deliver } from '../src/notify';
 import type { DrillReport } from '../workflows/definitions';
-import { failuresTranslated } from './errors';
+import { failuresTranslated, whileHeartbeating } from './errors';
 
 export function createDrillActivities(config: LifelineConfig, logger: Logger) {
   const db = (name: string) => findDatabase(config, name);
-  const beat = (phase: string) => {
-    const ctx = Context.current();
-    const timer = setInterval(() => ctx.heartbeat({ phase }), 5000);
-    return () => clearInterval(timer);
-  };
   return {
     pickDrillBackup: failuresTranslated(async (database: string) => pickDrillBackup(config, db(database))),
     fetchForDrill: failuresTranslated(async (database: string, drillId: string, backupId: string) => {
       const ctx = Context.current();
       return fetchForDrill(config, db(database), drillId, backupId, (bytes) => ctx.heartbeat({ phase: 'download', bytes }));
     }),
-    decryptForDrill: failuresTranslated(async (drillId: string) => {
-      const stop = beat('decrypt');
-      try {
-        return await decryptForDrill(config, drillId);
-      } finally {
-        stop();
-      }
-    }),
-    restoreForDrill: failuresTranslated(async (database: string, drillId: string, scratch: string) => {
-      const stop = beat('restore');
-      try {
-        return await restoreForDrill(config, db(database), drillId, scratch);
-      } finally {
-        stop();
-      }
-    }),
-    verifyDrill: failuresTranslated(async (database: string, drillId: string, scratch: string) => {
-      const stop = beat('verify');
-      try {
-        return await verifyDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal);
-      } finally {
-        stop();
-      }
-    }),
+    decryptForDrill: failuresTranslated((drillId: string) => whileHeartbeating('decrypt', () => decryptForDrill(config, drillId))),
+    restoreForDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
+      whileHeartbeating('restore', () => restoreForDrill(config, db(database), drillId, scratch)),
+    ),
+    verifyDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
+      whileHeartbeating('verify', () => verifyDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal)),
+    ),
     cleanupDrill: failuresTranslated(async (database: string, drillId: string, scratch: string): Promise<void> => cleanupDrill(config, db(database), drillId, scratch)),
 
     /** Report files, the audit entry, and the notice: critical naming the cause when the drill failed. */
     recordDrill: failuresTranslated(async (report: DrillReport): Promise<string> => {
       const file = await writeDrillReport(config, report);
-      await new AuditLog(auditLogFile(config.backupDir)).append({
+      await auditLogOf(config).append({
         eventId: `${report.drillId}:drill`,
         actor: report.requestedBy,
         action: 'drill',

@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { missingReplicas, replicateBackup, type ReplicationResult } from '../src/replication/replicate';
 import type { UploadState } from '../src/storage/s3';
-import { AuditLog, auditLogFile } from '../src/audit/audit-log';
+import { auditLogOf } from '../src/audit/audit-log';
 import { failuresTranslated } from './errors';
 
 /** What a replication heartbeat carries: progress, and the upload to resume (ids and counts only). */
@@ -25,7 +25,7 @@ export function createReplicationActivities(config: LifelineConfig) {
         onProgress: (p) => ctx.heartbeat({ phase: p.phase, bytes: p.bytes, upload: p.upload ?? last?.upload } satisfies ReplicationHeartbeat),
       });
       if (result.status === 'replicated') {
-        await new AuditLog(auditLogFile(config.backupDir)).append({
+        await auditLogOf(config).append({
           eventId: `${backupId}:replication:${destination}`,
           actor: 'lifeline',
           action: 'replication',

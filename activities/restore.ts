@@ -14,7 +14,7 @@ import { restoreTables } from '../src/restore/tables';
 import { resolveTarget } from '../src/restore/target';
 import { checkInPlace, verifyRestored } from '../src/restore/verify-restored';
 import type { RestorePlan, RestoreVerification, RestoreWorkflowInput } from '../workflows/definitions';
-import { failuresTranslated, owningWorkflow } from './errors';
+import { failuresTranslated, owningWorkflow, whileHeartbeating } from './errors';
 
 /** Which backup goes where: names only, resolved here against the worker's configuration. */
 export interface RestoreRef {
@@ -65,21 +65,17 @@ export function createRestoreActivities(config: LifelineConfig) {
       });
     }),
 
-    restoreTables: failuresTranslated(async (ref: RestoreRef, tables: string[]): Promise<void> => {
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat({ phase: 'restoring tables' }), 5000);
-      try {
-        await restoreTables(config, {
+    restoreTables: failuresTranslated((ref: RestoreRef, tables: string[]): Promise<void> =>
+      whileHeartbeating('restoring tables', async () =>
+        restoreTables(config, {
           storage: storageOf(ref),
           manifest: await manifestOf(ref),
           target: resolveTarget(config, ref.target),
           tables,
-          signal: ctx.cancellationSignal,
-        });
-      } finally {
-        clearInterval(beat);
-      }
-    }),
+          signal: Context.current().cancellationSignal,
+        }),
+      ),
+    ),
 
     /** Checks the restored data where it is: the scratch database before a swap, or the target. */
     verifyRestored: failuresTranslated(

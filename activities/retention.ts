@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { AuditLog, auditLogFile } from '../src/audit/audit-log';
+import { auditLogOf } from '../src/audit/audit-log';
 import { Catalog } from '../src/catalog/catalog';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { errorMessage } from '../src/errors';
@@ -36,7 +36,7 @@ export function createRetentionActivities(config: LifelineConfig) {
     deleteBackups: failuresTranslated(
       async (target: RetentionTarget, backups: Array<{ id: string; rule: string }>, actor: string): Promise<RetentionDeletion[]> => {
         const ctx = Context.current();
-        const audit = new AuditLog(auditLogFile(config.backupDir));
+        const audit = auditLogOf(config);
         const storage = storageNamed(config, findDatabase(config, target.database), target.storage);
         const catalog = new Catalog(storage);
         const out: RetentionDeletion[] = [];

@@ -7,6 +7,9 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { BackupType } from '../src/catalog/naming';
 import type { RetentionTarget, TargetPlan } from '../src/retention/apply';
 
+/** The seed's recovery-time target: restores and drills are measured against it. */
+export const RTO_TARGET_MS = 30 * 60_000;
+
 export const BackupDatabase = defineSearchAttributeKey('BackupDatabase', SearchAttributeType.KEYWORD);
 export const BackupStatus = defineSearchAttributeKey('BackupStatus', SearchAttributeType.KEYWORD);
 export const BackupId = defineSearchAttributeKey('BackupId', SearchAttributeType.KEYWORD);

@@ -1,10 +1,9 @@
 import { ApplicationFailure, CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { DATABASE_NAME_PATTERN } from '../src/catalog/naming';
 import { scratchName } from '../src/drill/naming';
-import { drillProgressQuery, type DrillCheck, type DrillFetched, type DrillReport, type DrillWorkflowInput } from './definitions';
+import { drillProgressQuery, RTO_TARGET_MS, type DrillCheck, type DrillFetched, type DrillReport, type DrillWorkflowInput } from './definitions';
 import { invalid, long, quick, rootMessage } from './steps';
 
-const RTO_TARGET_MS = 30 * 60_000;
 const RPO_TARGET_MS = 24 * 3_600_000;
 
 /**

@@ -16,6 +16,7 @@ import {
   RESTORE_MODES,
   restoreStateQuery,
   RestoreState,
+  RTO_TARGET_MS,
   type RestorePlan,
   type RestoreStateValue,
   type RestoreVerification,
@@ -25,7 +26,6 @@ import {
 import { approvalGate } from './approval';
 import { invalid, long, quick, rootMessage } from './steps';
 
-const RTO_TARGET_MS = 30 * 60 * 1000;
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
 
 /** Checks the hand-written JSON input before anything runs; names the bad field and what is allowed. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { LifelineConfig } from '../config/config';
 import { LifelineError } from '../errors';
 import { withFileLock } from '../storage/file-lock';
 
@@ -123,4 +124,8 @@ export class AuditLog {
 /** The installation's audit log: `<BACKUP_DIR>/audit/audit.jsonl`. */
 export function auditLogFile(backupDir: string): string {
   return path.join(backupDir, 'audit', 'audit.jsonl');
+}
+
+export function auditLogOf(config: Pick<LifelineConfig, 'backupDir'>): AuditLog {
+  return new AuditLog(auditLogFile(config.backupDir));
 }

@@ -1,3 +1,4 @@
+import { removeBackupObjects } from '../catalog/catalog';
 import { MANIFEST_VERSION, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
 import { manifestKey, pendingKey } from '../catalog/naming';
 import { findDatabase, type DatabaseConfig, type LifelineConfig } from '../config/config';
@@ -19,10 +20,5 @@ export async function discardBackup(config: LifelineConfig, database: string, id
   const db = findDatabase(config, database);
   const storage = localStorageFor(db);
   if (await storage.stat(manifestKey(db.name, id))) return [];
-  const removed = await storage.removeIncomplete(`${db.name}/${id}`);
-  for (const object of await storage.list(`${db.name}/${id}.`)) {
-    await storage.delete(object.key);
-    removed.push(storage.describe(object.key));
-  }
-  return removed;
+  return [...(await storage.removeIncomplete(`${db.name}/${id}`)), ...(await removeBackupObjects(storage, db.name, id))];
 }

@@ -58,3 +58,13 @@ export class Catalog {
     return false;
   }
 }
+
+/** Deletes every object named after a backup id (`<db>/<id>.*`: data, key envelope, hold, pending record); returns where they were. */
+export async function removeBackupObjects(storage: BackupStorage, database: string, id: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const object of await storage.list(`${database}/${id}.`)) {
+    await storage.delete(object.key);
+    removed.push(storage.describe(object.key));
+  }
+  return removed;
+}

@@ -1,4 +1,4 @@
-import { AuditLog, auditLogFile, type AuditEntry } from '../audit/audit-log';
+import { auditLogOf, type AuditEntry } from '../audit/audit-log';
 import { catalogFor } from '../backup/repository';
 import type { Manifest } from '../catalog/manifest';
 import type { LifelineConfig } from '../config/config';
@@ -15,7 +15,7 @@ export async function loadHistory(config: LifelineConfig, databases?: string[]):
     if (databases?.length && !databases.includes(db.name)) continue;
     manifests.push(...(await catalogFor(db).list(db.name)));
   }
-  const audit = (await new AuditLog(auditLogFile(config.backupDir)).entries()).filter((e) => !databases?.length || !e.database || databases.includes(e.database));
+  const audit = (await auditLogOf(config).entries()).filter((e) => !databases?.length || !e.database || databases.includes(e.database));
   return { manifests: manifests.filter((m) => m.type !== 'pre-restore'), audit };
 }
 

@@ -1,4 +1,4 @@
-import { Catalog } from '../catalog/catalog';
+import { Catalog, removeBackupObjects } from '../catalog/catalog';
 import { manifestKey } from '../catalog/naming';
 import { findDatabase, type LifelineConfig } from '../config/config';
 import { allStorages, storageNamed } from '../backup/repository';
@@ -71,11 +71,7 @@ export async function deleteBackup(config: LifelineConfig, target: RetentionTarg
     await storage.delete(manifest);
     removed.push(storage.describe(manifest));
   }
-  for (const object of await storage.list(`${target.database}/${id}.`)) {
-    await storage.delete(object.key);
-    removed.push(storage.describe(object.key));
-  }
-  return removed;
+  return [...removed, ...(await removeBackupObjects(storage, target.database, id))];
 }
 
 /** Puts a backup under legal hold (or releases it) in every place that keeps it. */

@@ -1,4 +1,4 @@
-import { AuditLog, auditLogFile } from '../../audit/audit-log';
+import { auditLogOf } from '../../audit/audit-log';
 import { UsageError } from '../../errors';
 import type { Command } from '../command';
 import { config, jsonOption } from '../common';
@@ -12,7 +12,7 @@ export const auditCommand: Command = {
   allowPositionals: true,
   async run({ values, positionals }) {
     if (positionals[0] !== 'verify') throw new UsageError('say `lifeline audit verify`');
-    const log = new AuditLog(auditLogFile(config().backupDir));
+    const log = auditLogOf(config());
     const check = await log.verify();
     if (values.json) printJson({ file: log.file, ...check });
     else if (check.ok) process.stdout.write(`OK: ${check.entries} entries in ${log.file}, chain intact (last hash ${check.lastHash.slice(0, 16)}…)\n`);

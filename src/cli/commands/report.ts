@@ -1,13 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AuditLog, auditLogFile } from '../../audit/audit-log';
+import { auditLogOf } from '../../audit/audit-log';
 import { UsageError } from '../../errors';
 import { loadHistory } from '../../reporting/history';
 import { buildMonthReport, renderHtml, renderMarkdown } from '../../reporting/report';
+import { RTO_TARGET_MS } from '../../../workflows/definitions';
 import type { Command } from '../command';
 import { config, dbOption, pickDatabase } from '../common';
-
-const RTO_TARGET_MINUTES = 30;
 
 export const reportCommand: Command = {
   name: 'report',
@@ -25,8 +24,8 @@ export const reportCommand: Command = {
     const cfg = config();
     const databases = values.db ? [pickDatabase(cfg, values.db as string).name] : cfg.databases.map((d) => d.name);
     const history = await loadHistory(cfg, databases);
-    const audit = await new AuditLog(auditLogFile(cfg.backupDir)).verify();
-    const report = buildMonthReport(history, databases, month, audit, { rpoHours: cfg.alerts.rpoHours, rtoMinutes: RTO_TARGET_MINUTES });
+    const audit = await auditLogOf(cfg).verify();
+    const report = buildMonthReport(history, databases, month, audit, { rpoHours: cfg.alerts.rpoHours, rtoMinutes: RTO_TARGET_MS / 60_000 });
     const text = format === 'html' ? renderHtml(report) : renderMarkdown(report);
     if (values.output) {
       writeFileSync(path.resolve(values.output as string), text);
