@@ -11,7 +11,7 @@ import { ENV, newWorkDir, startTestServers } from '../test/harness/servers';
 const root = path.resolve(__dirname, '..');
 
 function testFiles(): string[] {
-  const groups = ['unit', 'integration', 'replay'];
+  const groups = ['unit', 'security', 'integration', 'replay'];
   const only = process.argv.slice(2);
   return groups
     .flatMap((g) => readdirSync(path.join(root, 'test', g)).filter((f) => f.endsWith('.test.ts')).map((f) => path.join('test', g, f)))
