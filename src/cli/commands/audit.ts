@@ -1,12 +1,23 @@
-import { auditLogOf } from '../../audit/audit-log';
+import { auditLogOf, type ChainCheck } from '../../audit/audit-log';
 import { UsageError } from '../../errors';
 import type { Command } from '../command';
 import { config, jsonOption } from '../common';
 import { printJson } from '../output';
 
+function describeCheck(file: string, check: ChainCheck): string {
+  const anchors = check.anchors.map((a) => `${a.destination}: ${a.checked} anchor(s)${a.newestSeq ? `, newest seq ${a.newestSeq}` : ''}${a.error ? ' (unreadable)' : ''}`);
+  const out = check.ok
+    ? [`OK: ${check.entries} entries in ${file}, every MAC and the sequence check out${check.head ? ` (head seq ${check.head.seq}, ${check.head.mac.slice(0, 16)}…)` : ''}`]
+    : [`BROKEN: ${file} line ${check.broken!.line}: ${check.broken!.reason}`];
+  if (check.keyedFromSeq !== undefined && check.keyedFromSeq > 1) out.push(`  lines 1–${check.keyedFromSeq - 1} predate the keyed chain (SHA-256 only); its first keyed line pins them`);
+  if (anchors.length) out.push(`  anchors: ${anchors.join('; ')}`);
+  for (const w of check.warnings) out.push(`  warning: ${w}`);
+  return out.join('\n') + '\n';
+}
+
 export const auditCommand: Command = {
   name: 'audit',
-  summary: 'check the audit trail: every line chained to the one before (an edited or removed line is named)',
+  summary: 'check the audit trail: every line keyed (HMAC) and chained, and its head against the anchors offsite (an edited, removed or cut-off line is named)',
   usage: 'lifeline audit verify [--json]',
   options: { ...jsonOption },
   allowPositionals: true,
@@ -15,8 +26,7 @@ export const auditCommand: Command = {
     const log = auditLogOf(config());
     const check = await log.verify();
     if (values.json) printJson({ file: log.file, ...check });
-    else if (check.ok) process.stdout.write(`OK: ${check.entries} entries in ${log.file}, chain intact (last hash ${check.lastHash.slice(0, 16)}…)\n`);
-    else process.stdout.write(`BROKEN: ${log.file} line ${check.broken!.line}: ${check.broken!.reason}\n`);
+    else process.stdout.write(describeCheck(log.file, check));
     return check.ok ? 0 : 1;
   },
 };

@@ -1,0 +1,218 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { EncryptionContext, Keyring, WrappedDataKey } from '../crypto/keys';
+import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
+import { IntegrityError, LifelineError } from '../errors';
+
+/**
+ * The key of the audit chain: a random 256-bit key, kept only wrapped by the installation's key
+ * provider (local key file or KMS) in `audit-key.json` beside the log, like a backup's data key.
+ * Whoever can write the repository but not use the key provider cannot compute a line's MAC.
+ */
+
+/** What the wrapping is bound to. No database name holds ':', so no backup's data key has this context. */
+export const AUDIT_KEY_CONTEXT: EncryptionContext = { database: 'lifeline:audit', backupId: 'audit.jsonl' };
+
+const AuditKeyFileSchema = z.object({
+  version: z.literal(1),
+  purpose: z.literal('lifeline audit log'),
+  /** A fingerprint of the plaintext key (not the key): lines name it, so a swapped key file is named too. */
+  auditKeyId: z.string(),
+  /** Lines from this seq on are keyed; those before were written by the unkeyed (SHA-256) chain. */
+  keyedFromSeq: z.number().int().positive(),
+  /** MAC of auditKeyId and keyedFromSeq: moving the start to pass keyed lines off as legacy ones fails. */
+  startMac: z.string(),
+  provider: z.enum(KEY_PROVIDERS),
+  keyId: z.string(),
+  wrappedKey: z.string(),
+  createdAt: z.string(),
+  rewrappedAt: z.string().optional(),
+  /** Master keys that wrapped it before, oldest first. */
+  previousKeyIds: z.array(z.string()),
+});
+export type AuditKeyFile = z.infer<typeof AuditKeyFileSchema>;
+
+export function auditKeyFile(logFile: string): string {
+  return path.join(path.dirname(logFile), 'audit-key.json');
+}
+
+/** The unwrapped key, usable only through `mac()`: the plaintext never leaves this object. */
+export class AuditKey {
+  readonly id: string;
+
+  constructor(
+    private readonly key: Buffer,
+    readonly keyedFromSeq: number,
+  ) {
+    this.id = createHmac('sha256', key).update('lifeline/audit-key-id').digest('hex').slice(0, 16);
+  }
+
+  mac(text: string): string {
+    return createHmac('sha256', this.key).update(text).digest('hex');
+  }
+
+  /** Constant-time comparison of a claimed MAC with the MAC of `text`. */
+  checks(text: string, claimed: unknown): boolean {
+    const expected = Buffer.from(this.mac(text), 'hex');
+    const given = typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? Buffer.from(claimed, 'hex') : Buffer.alloc(0);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  /** Binds where the keyed chain starts to this key (domain-separated from line MACs, which are JSON). */
+  startMac(): string {
+    return this.mac(this.startText());
+  }
+
+  provesStart(claimed: unknown): boolean {
+    return this.checks(this.startText(), claimed);
+  }
+
+  private startText(): string {
+    return `lifeline/audit-start\n${this.id}\n${this.keyedFromSeq}`;
+  }
+}
+
+export async function readAuditKeyFile(file: string): Promise<AuditKeyFile | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let parsed: ReturnType<typeof AuditKeyFileSchema.safeParse>;
+  try {
+    parsed = AuditKeyFileSchema.safeParse(JSON.parse(text));
+  } catch {
+    parsed = { success: false } as typeof parsed;
+  }
+  if (!parsed.success) throw new IntegrityError(`audit key file ${file} is malformed`, 'restore audit-key.json from a copy of the repository');
+  return parsed.data;
+}
+
+function wrappingOf(record: AuditKeyFile): WrappedDataKey {
+  return { provider: record.provider, keyId: record.keyId, wrappedKey: record.wrappedKey };
+}
+
+async function openRecord(file: string, record: AuditKeyFile, keyring: Keyring): Promise<AuditKey> {
+  const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
+  const key = new AuditKey(plaintext, record.keyedFromSeq);
+  plaintext.fill(0);
+  if (key.id !== record.auditKeyId || !key.provesStart(record.startMac)) {
+    throw new IntegrityError(
+      `audit key file ${file} was altered: its key id or keyed-from sequence does not match its MAC`,
+      'restore audit-key.json from a copy of the repository; the audit log cannot be checked without it',
+    );
+  }
+  return key;
+}
+
+/** Writes `body` to `file` via a new temporary file and a rename, so readers see the old or the new file whole. */
+async function writeAtomically(file: string, body: string, exclusive: boolean): Promise<boolean> {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
+  const handle = await fs.open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+  try {
+    await handle.writeFile(body);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    if (!exclusive) {
+      await fs.rename(temp, file);
+      return true;
+    }
+    // link() fails when the name is taken: the first writer's key wins.
+    await fs.link(temp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
+}
+
+const missingKey = (file: string) =>
+  new LifelineError('AuditKeyMissing', `the audit log has keyed lines but its key file ${file} is missing`, {
+    hint: 'restore audit-key.json from a copy of the repository; a new key would not verify the existing lines, so none is made',
+  });
+
+/** Where the audit key comes from: opened for checking, or for writing (made on first use, re-wrapped after a key rotation). */
+export interface AuditKeySource {
+  readonly file: string;
+  /** The key, or undefined when the log was never keyed. */
+  open(): Promise<AuditKey | undefined>;
+  /**
+   * The key new lines are written with. `nextSeq` (read under the log's lock) is where the keyed
+   * chain starts if there is no key yet; `logIsKeyed` says whether the log already has keyed lines.
+   */
+  forWriting(nextSeq: number, logIsKeyed: boolean): Promise<AuditKey>;
+}
+
+export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
+  return {
+    file,
+    async open() {
+      const record = await readAuditKeyFile(file);
+      return record && openRecord(file, record, keyring);
+    },
+
+    async forWriting(nextSeq, logIsKeyed) {
+      const record = await readAuditKeyFile(file);
+      if (record) {
+        const key = await openRecord(file, record, keyring);
+        await rewrapIfStale(file, record, key, keyring);
+        return key;
+      }
+      if (logIsKeyed) throw missingKey(file);
+      const generated = await keyring.current.generateDataKey(AUDIT_KEY_CONTEXT);
+      const key = new AuditKey(generated.plaintext, nextSeq);
+      generated.plaintext.fill(0);
+      const fresh: AuditKeyFile = {
+        version: 1,
+        purpose: 'lifeline audit log',
+        auditKeyId: key.id,
+        keyedFromSeq: nextSeq,
+        startMac: key.startMac(),
+        provider: generated.provider,
+        keyId: generated.keyId,
+        wrappedKey: generated.wrappedKey,
+        createdAt: new Date().toISOString(),
+        previousKeyIds: [],
+      };
+      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      if (await writeAtomically(file, JSON.stringify(fresh, null, 2) + '\n', true)) return key;
+      return this.forWriting(nextSeq, logIsKeyed); // another writer made one first: use theirs
+    },
+  };
+}
+
+/**
+ * After a master key rotation the same audit key is wrapped again under the new master key (and
+ * opened again before the file is replaced), so every line keeps verifying and the old master key
+ * can be retired once no backup uses it.
+ */
+async function rewrapIfStale(file: string, record: AuditKeyFile, key: AuditKey, keyring: Keyring): Promise<void> {
+  const currentKeyId = await keyring.current.currentKeyId();
+  if (record.keyId === currentKeyId) return;
+  const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
+  try {
+    const rewrapped = await keyring.current.wrapDataKey(plaintext, AUDIT_KEY_CONTEXT);
+    const check = await keyring.unwrap(rewrapped, AUDIT_KEY_CONTEXT);
+    const same = new AuditKey(check, record.keyedFromSeq).id === key.id;
+    check.fill(0);
+    if (!same) throw new IntegrityError('the re-wrapped audit key does not open to the same key', 'run `lifeline keys rotate` again');
+    const next: AuditKeyFile = {
+      ...record,
+      ...rewrapped,
+      rewrappedAt: new Date().toISOString(),
+      previousKeyIds: [...record.previousKeyIds, record.keyId],
+    };
+    await writeAtomically(file, JSON.stringify(next, null, 2) + '\n', false);
+  } finally {
+    plaintext.fill(0);
+  }
+}
