@@ -67,6 +67,8 @@ export interface LifelineConfig {
   parallelJobs: number;
   /** How long a stopping worker lets running steps finish before cancelling them. */
   shutdownGraceSeconds: number;
+  /** When a waiting step gives up, instead of hanging until the 12 h activity timeout. */
+  timeouts: StepTimeouts;
   notifications: {
     webhookUrl?: string;
     email: string[];
@@ -86,6 +88,21 @@ export interface KmsConfig {
   keyId?: string;
   endpoint?: string;
   region: string;
+  network?: NetworkTimeouts;
+}
+
+/** S3 and KMS requests: how long to wait for a connection, and for the next byte of an answer. */
+export interface NetworkTimeouts {
+  connectSeconds: number;
+  idleSeconds: number;
+}
+
+export interface StepTimeouts {
+  /** A step that moved no bytes (or rows) for this long fails with `Stalled`, naming what it waits on. */
+  stallSeconds: number;
+  /** pg_dump's --lock-wait-timeout and the inventory session's lock_timeout. */
+  lockWaitSeconds: number;
+  network: NetworkTimeouts;
 }
 
 export type DestinationConfig =
@@ -106,6 +123,7 @@ export type DestinationConfig =
       objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
       /** Names of the environment variables holding the keys; absent: the AWS default credential chain. */
       credentialsEnv?: { accessKeyId: string; secretAccessKey: string };
+      network?: NetworkTimeouts;
     };
 
 export function findDestination(config: LifelineConfig, name: string): DestinationConfig {

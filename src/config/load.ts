@@ -23,6 +23,10 @@ const SETTINGS = [
   ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
   ['databaseUrl', 'DATABASE_URL', undefined],
   ['shutdownGraceSeconds', 'LIFELINE_SHUTDOWN_GRACE_SECONDS', '30'],
+  ['stallTimeout', 'BACKUP_STALL_TIMEOUT', '10m'],
+  ['lockWaitTimeout', 'BACKUP_LOCK_WAIT_TIMEOUT', '2m'],
+  ['connectTimeout', 'BACKUP_CONNECT_TIMEOUT', '10s'],
+  ['requestTimeout', 'BACKUP_REQUEST_TIMEOUT', '2m'],
   ['archiveDir', 'BACKUP_ARCHIVE_DIR', undefined],
   ['s3Bucket', 'BACKUP_S3_BUCKET', undefined],
   ['s3Prefix', 'BACKUP_S3_PREFIX', undefined],
@@ -206,6 +210,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
   if (problems.length) throw new ConfigError(problems);
 
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const network = { connectSeconds: c.connectTimeout, idleSeconds: c.requestTimeout };
   return {
     sources: [file ? file : 'environment'],
     backupDir: resolve(c.backupDir),
@@ -214,9 +219,9 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     encryption: {
       keyFile: resolve(c.encryptionKey),
       cipher: 'aes-256-gcm',
-      kms: { keyId: c.kmsKeyId, endpoint: c.kmsEndpoint, region: c.kmsRegion ?? region },
+      kms: { keyId: c.kmsKeyId, endpoint: c.kmsEndpoint, region: c.kmsRegion ?? region, network },
     },
-    destinations,
+    destinations: destinations.map((d) => (d.kind === 's3' ? { ...d, network } : d)),
     keyRotation: c.keyRotation,
     retention: retentionPolicy(c, c.retentionDays, undefined),
     retentionSchedule: parseSchedule(c.retentionSchedule),
@@ -224,6 +229,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
+    timeouts: { stallSeconds: c.stallTimeout, lockWaitSeconds: c.lockWaitTimeout, network },
     notifications: {
       webhookUrl: c.webhookUrl,
       email: c.emailNotifications ?? [],

@@ -12,6 +12,17 @@ const int = (min: number, max: number) =>
       .max(max, { error: `must be a whole number from ${min} to ${max}` }),
   );
 
+/** Seconds: 600, "600", "600s", "10m" or "1h" (environment variables are strings). */
+const duration = (minSeconds: number, maxSeconds: number) => {
+  const error = `must be a duration from ${minSeconds} s to ${maxSeconds} s: seconds (600) or with a unit (600s, 10m, 1h)`;
+  const units: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600 };
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    const m = /^\s*(\d+)\s*([smh]?)\s*$/.exec(v);
+    return m ? Number(m[1]) * units[m[2]!]! : v;
+  }, z.number({ error }).int({ error }).min(minSeconds, { error }).max(maxSeconds, { error }));
+};
+
 const bool = z.preprocess(
   (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
   z.boolean({ error: 'must be true or false' }),
@@ -142,6 +153,10 @@ export const GlobalSchema = z
     compressionLevel: int(1, 19).optional(),
     parallelJobs: int(1, 64),
     shutdownGraceSeconds: int(0, 86400),
+    stallTimeout: duration(5, 86400),
+    lockWaitTimeout: duration(1, 86400),
+    connectTimeout: duration(1, 3600),
+    requestTimeout: duration(1, 86400),
     webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
     emailNotifications: z
       .string()

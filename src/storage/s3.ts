@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { DestinationConfig } from '../config/config';
+import { explainTimeouts, requestHandlerOptions } from './network-timeouts';
 import { ObjectExistsError } from './local';
 import { partRanges, partSizeFor } from './part-size';
 import { classifyS3Error, isPreconditionFailed, isS3NotFound } from './s3-errors';
@@ -56,10 +57,11 @@ export function quietAwsSdk(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-export function s3Client(config: Pick<S3DestinationConfig, 'endpoint' | 'region' | 'forcePathStyle' | 'credentialsEnv'>): S3Client {
+export function s3Client(config: Pick<S3DestinationConfig, 'endpoint' | 'region' | 'forcePathStyle' | 'credentialsEnv' | 'network'>): S3Client {
   const env = config.credentialsEnv;
   quietAwsSdk();
-  return new S3Client({
+  const client = new S3Client({
+    requestHandler: requestHandlerOptions(config.network),
     endpoint: config.endpoint,
     region: config.region,
     forcePathStyle: config.forcePathStyle,
@@ -70,6 +72,8 @@ export function s3Client(config: Pick<S3DestinationConfig, 'endpoint' | 'region'
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
   });
+  explainTimeouts(client, config.endpoint ?? `the S3 endpoint of ${config.region}`, config.network);
+  return client;
 }
 
 /**

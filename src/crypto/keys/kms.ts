@@ -11,6 +11,7 @@ import {
 import type { KmsConfig } from '../../config/config';
 import { LifelineError, WrongKeyError } from '../../errors';
 import { quietAwsSdk } from '../../storage/s3';
+import { explainTimeouts, requestHandlerOptions } from '../../storage/network-timeouts';
 import type { DataKey, EncryptionContext, KeyProvider, RotationResult, WrappedDataKey } from './key-provider';
 
 const NETWORK = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up/i;
@@ -50,7 +51,7 @@ export function classifyKmsError(err: unknown, what: string, keyId: string): Lif
     case 'DependencyTimeoutException':
       return new LifelineError('KeyServiceUnavailable', detail, { cause: err, retryable: true });
   }
-  if (NETWORK.test(`${e?.code ?? ''} ${e?.message ?? ''}`) || (e?.$metadata?.httpStatusCode ?? 0) >= 500) {
+  if (name === 'TimeoutError' || NETWORK.test(`${e?.code ?? ''} ${e?.message ?? ''}`) || (e?.$metadata?.httpStatusCode ?? 0) >= 500) {
     return new LifelineError('KeyServiceUnavailable', detail, { cause: err, retryable: true, hint: 'KMS is unreachable; Lifeline retries' });
   }
   return new LifelineError('KeyServiceError', detail, { cause: err });
@@ -64,7 +65,8 @@ export class KmsKeyProvider implements KeyProvider {
   /** Without `keyId` it only opens existing backups (each wrapping names its key). */
   constructor(private readonly config: KmsConfig) {
     quietAwsSdk();
-    this.client = new KMSClient({ endpoint: config.endpoint, region: config.region, maxAttempts: 3 });
+    this.client = new KMSClient({ endpoint: config.endpoint, region: config.region, maxAttempts: 3, requestHandler: requestHandlerOptions(config.network) });
+    explainTimeouts(this.client, config.endpoint ?? `the KMS endpoint of ${config.region}`, config.network);
   }
 
   private keyId(): string {
