@@ -1,5 +1,6 @@
 import {
   CancellationScope,
+  isCancellation,
   log,
   patched,
   setHandler,
@@ -19,7 +20,7 @@ import {
   type ReplicationOutcome,
 } from './definitions';
 import { replicateEverywhere } from './replication';
-import { failureType, invalid, long, quick, rootMessage } from './steps';
+import { cancellationRethrown, failureType, invalid, long, quick, rootMessage } from './steps';
 
 /** Failures of the key provider: the backup could not be encrypted. */
 const KEY_FAILURES = ['KeyInvalid', 'KeyDisabled', 'KeyAccessDenied', 'KeyNotFound', 'KeyNotConfigured', 'KeyServiceUnavailable', 'KeyServiceError', 'WrongKey'];
@@ -51,6 +52,8 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       { key: BackupStatus, value },
     ]);
   status('RUNNING');
+  /** Where the catalogued backup is, once it is: a later failure or cancellation never undoes that. */
+  let catalogued: string | undefined;
 
   try {
     await quick.checkDatabase(database);
@@ -61,6 +64,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     const verification = await long.verifyBackup(record);
     progress.phase = 'cataloguing';
     const location = await quick.catalogBackup(record, verification, trigger);
+    catalogued = location;
     status('VERIFIED');
 
     // Workflows started before replication existed replay without it.
@@ -73,7 +77,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     }
 
     // Size against the previous backup, free space: alerts of their own, never a failed backup.
-    if (patched('alerts')) await quick.assessBackup(database, id).catch(() => undefined);
+    if (patched('alerts')) await quick.assessBackup(database, id).catch(cancellationRethrown);
 
     progress.phase = 'notifying';
     const sent = await quick.notify({
@@ -100,28 +104,48 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       ...(replication && { replication }),
     };
   } catch (err) {
+    const reached = progress.phase;
     progress.phase = 'failed';
     progress.error = rootMessage(err);
-    status('FAILED');
-    log.error('backup failed', { backupId: id, error: progress.error });
+    // Notices say what was reached: a catalogued backup stays verified whatever fails after it.
+    const worded = patched('notice-from-state-reached');
+    const cancelled = worded && isCancellation(err);
+    const kept = worded ? catalogued : undefined;
+    if (!kept) status('FAILED');
+    log.error(cancelled ? 'backup cancelled' : 'backup failed', { backupId: id, error: progress.error });
     // Runs even when the workflow was cancelled: nothing half-written stays behind (a catalogued
     // backup is never removed), and someone hears about it.
     await CancellationScope.nonCancellable(async () => {
       await quick.discardBackup(database, id).catch(() => undefined);
       if (patched('audit-trail')) {
         await quick
-          .audit('backup.failed', { actor: trigger.replace(/^manual:/, ''), action: 'backup', status: 'failed', database, backupId: id, details: { error: progress.error } })
+          .audit('backup.failed', { actor: trigger.replace(/^manual:/, ''), action: 'backup', status: cancelled ? 'cancelled' : 'failed', database, backupId: id, details: { error: progress.error } })
           .catch(() => undefined);
       }
       const encryption = KEY_FAILURES.includes(failureType(err) ?? '');
+      const unreplicated = Object.entries(progress.replication ?? {}).filter(([, s]) => s !== 'replicated').map(([d]) => d);
+      const afterwards = kept
+        ? `The backup is verified and catalogued at ${kept}` +
+          (unreplicated.length ? `; it was not replicated to ${unreplicated.join(', ')} (run \`lifeline replicate --missing --db ${database}\`).` : '.')
+        : `Cancelled while ${reached}: no backup was kept, and what the run had written is removed.`;
       await quick
         .notify({
-          severity: 'critical',
-          event: encryption ? 'encryption.failed' : 'backup.failed',
+          severity: cancelled || kept ? 'warning' : 'critical',
+          event: cancelled ? 'backup.cancelled' : encryption ? 'encryption.failed' : 'backup.failed',
           database,
           backupId: id,
-          title: encryption ? `Backup of ${database} FAILED: encryption key unusable` : `Backup of ${database} FAILED`,
-          text: `${progress.error}\nWorkflow ${workflowInfo().workflowId}. Check the worker log, then run \`lifeline backup --db ${database}\`.`,
+          title: cancelled
+            ? `Backup ${kept ? id : `of ${database}`} cancelled${kept ? ' after it was verified' : ''}`
+            : kept
+              ? `Backup ${id} verified, but a later step failed`
+              : encryption
+                ? `Backup of ${database} FAILED: encryption key unusable`
+                : `Backup of ${database} FAILED`,
+          text: cancelled
+            ? `${afterwards}\nWorkflow ${workflowInfo().workflowId}.`
+            : kept
+              ? `${progress.error}\n${afterwards}\nWorkflow ${workflowInfo().workflowId}. Check the worker log.`
+              : `${progress.error}\nWorkflow ${workflowInfo().workflowId}. Check the worker log, then run \`lifeline backup --db ${database}\`.`,
         })
         .catch(() => undefined);
     });

@@ -1,4 +1,4 @@
-import { patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   keyRotationProgressQuery,
   type KeyRotationProgress,
@@ -60,15 +60,36 @@ export async function keyRotationWorkflow(input: KeyRotationWorkflowInput = {}):
     });
     return result;
   } catch (err) {
+    const reached = progress.phase;
     progress.phase = 'failed';
-    await quick
-      .notify({
-        severity: 'critical',
-        event: 'keys.rotation-failed',
-        title: 'Key rotation FAILED',
-        text: `${rootMessage(err)}\nEvery backup still opens with the key it used before. Fix the cause and run \`lifeline keys rotate\` again.`,
-      })
-      .catch(() => undefined);
+    const failure = {
+      severity: 'critical' as const,
+      event: 'keys.rotation-failed',
+      title: 'Key rotation FAILED',
+      text: `${rootMessage(err)}\nEvery backup still opens with the key it used before. Fix the cause and run \`lifeline keys rotate\` again.`,
+    };
+    // Histories from before this rule replay as they ran: unshielded, worded the old way.
+    if (!patched('notice-from-state-reached')) {
+      await quick.notify(failure).catch(() => undefined);
+      throw err;
+    }
+    const cancelled = isCancellation(err);
+    const { previousKeyId, keyId } = progress;
+    // What was reached: before the new key existed nothing changed; after, some backups may be re-wrapped.
+    const state = !keyId
+      ? 'No new master key was made; nothing changed.'
+      : `${keyId} is the master key for new backups; ${progress.done} of ${progress.total} backup keys were processed (re-wrapped under ${keyId}), ` +
+        `the others are still wrapped under ${previousKeyId}. Both keys stay available, so every backup still opens.`;
+    // Sent even when the workflow was cancelled.
+    await CancellationScope.nonCancellable(() =>
+      quick
+        .notify({
+          ...failure,
+          ...(cancelled && { severity: 'warning' as const, event: 'keys.rotation-cancelled', title: `Key rotation cancelled while ${reached}` }),
+          text: `${cancelled ? 'Cancelled.' : rootMessage(err)}\n${state} Run \`lifeline keys rotate\` again to finish.`,
+        })
+        .catch(() => undefined),
+    );
     throw err;
   }
 }

@@ -7,7 +7,7 @@ import {
   type ReplicationWorkflowInput,
   type ReplicationWorkflowResult,
 } from './definitions';
-import { invalid, quick, rootMessage } from './steps';
+import { cancellationRethrown, invalid, quick, rootMessage } from './steps';
 
 /**
  * Uploads heartbeat their multipart state; a retry after a worker crash or an unreachable
@@ -21,7 +21,7 @@ const transfer = proxyActivities<Activities>({
 
 /**
  * One activity per destination, all at once: each has its own retries, and one failing leaves
- * the others alone. Failures are returned (and announced), not thrown.
+ * the others alone. Failures are returned (and announced), not thrown; a cancellation is.
  */
 export async function replicateEverywhere(
   database: string,
@@ -37,6 +37,8 @@ export async function replicateEverywhere(
         onChange(destination, r.status);
         return { backupId, destination, status: r.status, location: r.location, bytes: r.bytes, partsReused: r.partsReused, durationMs: r.durationMs };
       } catch (err) {
+        // A cancelled workflow stops here; its replication did not fail.
+        cancellationRethrown(err);
         onChange(destination, 'failed');
         return { backupId, destination, status: 'failed', error: rootMessage(err) };
       }

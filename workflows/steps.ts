@@ -1,5 +1,5 @@
 /** What every workflow shares: how its steps are retried, and how failures are worded. */
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 
 /** Quick steps: retried a few times, then the workflow fails and someone is told. */
@@ -31,4 +31,12 @@ export function failureType(err: unknown): string | undefined {
     current = current.cause as typeof current;
   }
   return type;
+}
+
+/**
+ * Lets a cancellation through a catch that would otherwise swallow it. Workflows that ran before
+ * this rule replay as they ran (the patch marks the histories written after it).
+ */
+export function cancellationRethrown(err: unknown): void {
+  if (isCancellation(err) && patched('cancellation-rethrown')) throw err;
 }

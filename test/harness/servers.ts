@@ -88,8 +88,13 @@ export function testServers(): Promise<TestServers> {
       };
     }
     const servers = await startTestServers(newWorkDir('servers'));
-    after(() => servers.stop());
+    ownServers = servers;
     return servers;
   })();
   return shared;
 }
+
+// Registered on the file's root when this module loads: an after() called from a before hook
+// would belong to that hook and stop the servers as soon as the hook ends.
+let ownServers: { stop(): Promise<void> } | undefined;
+after(() => ownServers?.stop());
