@@ -4,7 +4,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { EncryptionContext, Keyring, WrappedDataKey } from '../crypto/keys';
 import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
-import { IntegrityError, LifelineError } from '../errors';
+import { errorMessage, IntegrityError, LifelineError } from '../errors';
+import { logger } from '../logger';
 
 /**
  * The key of the audit chain: a random 256-bit key, kept only wrapped by the installation's key
@@ -164,7 +165,10 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
       const record = await readAuditKeyFile(file);
       if (record) {
         const key = await openRecord(file, record, keyring);
-        await rewrapIfStale(file, record, key, keyring);
+        // The key opened: a re-wrap that fails now (current provider unreachable) waits for the next append.
+        await rewrapIfStale(file, record, key, keyring).catch((err) =>
+          logger.warn({ file }, `audit key not yet re-wrapped under the current master key: ${errorMessage(err)}`),
+        );
         return key;
       }
       if (logIsKeyed) throw missingKey(file);

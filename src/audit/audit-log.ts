@@ -9,7 +9,7 @@ import { logger } from '../logger';
 import type { BackupStorage } from '../storage/storage';
 import { withFileLock } from '../storage/file-lock';
 import { auditKeyFile, auditKeySource, type AuditKey, type AuditKeySource } from './audit-key';
-import { makeAnchor, readAnchors, writeAnchors, type AnchorOutcome, type AuditHead, type DestinationAnchors } from './anchors';
+import { makeAnchor, readAnchors, writeAnchors, type AnchorOutcome, type AuditHead } from './anchors';
 
 export type { AnchorOutcome, AuditHead } from './anchors';
 
@@ -85,6 +85,8 @@ export interface ChainCheck {
   /** Where the keyed chain starts; absent while the log was never keyed. */
   keyedFromSeq?: number;
   anchors: AnchorCheck[];
+  /** How many heads recorded in Temporal history were compared, when asked to. */
+  recordedHeads?: number;
   /** What limits the check: no destination to anchor in, a destination that could not be read, … */
   warnings: string[];
 }
@@ -185,10 +187,11 @@ export class AuditLog {
 
   /**
    * Checks every line's MAC (legacy lines: hash) and the sequence, then every authentic anchor in
-   * every destination against the file; names the first line that was edited, removed, inserted,
-   * reordered or rewritten without the key, or the seqs cut off the end.
+   * every destination (and `recordedHeads`, the heads kept in Temporal history) against the file;
+   * names the first line that was edited, removed, inserted, reordered or rewritten without the
+   * key, or the seqs cut off the end.
    */
-  async verify(): Promise<ChainCheck> {
+  async verify(options: { recordedHeads?: KnownHead[] } = {}): Promise<ChainCheck> {
     const keys = this.requireKeys();
     const lines = await this.lines();
     const key = await keys.open();
@@ -204,7 +207,13 @@ export class AuditLog {
       result.anchors.push({ destination: found.destination, checked: found.anchors.length, newestSeq: found.anchors.at(-1)?.seq, rejected: found.rejected, error: found.error });
       if (found.error) result.warnings.push(`anchors in ${found.destination} could not be read: ${found.error}`);
       if (found.rejected.length) result.warnings.push(`${found.rejected.length} anchor(s) in ${found.destination} are not authentic and were ignored: ${found.rejected.slice(0, 3).join(', ')}`);
-      const broken = compareWithAnchors(lines, found);
+      const heads = found.anchors.map((a) => ({ ...a, from: `an anchor in ${found.destination}` }));
+      const broken = compareWithHeads(lines, heads);
+      if (broken && (!result.broken || broken.line < result.broken.line)) Object.assign(result, { ok: false, broken });
+    }
+    if (options.recordedHeads) {
+      result.recordedHeads = options.recordedHeads.length;
+      const broken = compareWithHeads(lines, options.recordedHeads);
       if (broken && (!result.broken || broken.line < result.broken.line)) Object.assign(result, { ok: false, broken });
     }
     return result;
@@ -248,15 +257,23 @@ export class AuditLog {
   }
 }
 
-/** The first anchor the file contradicts: a line anchored with another MAC, or anchored seqs the file no longer has. */
-function compareWithAnchors(lines: string[], found: DestinationAnchors): ChainCheck['broken'] {
-  for (const anchor of found.anchors) {
-    const line = lines[anchor.seq - 1];
+/** A record of a head kept outside the file: an offsite anchor, or a head in a workflow's history. */
+export interface KnownHead extends AuditHead {
+  time: string;
+  /** Where it is kept, for messages. */
+  from: string;
+}
+
+/** The first known head the file contradicts: a line kept with another MAC, or seqs the file no longer has. */
+function compareWithHeads(lines: string[], heads: KnownHead[]): ChainCheck['broken'] {
+  const sorted = [...heads].sort((a, b) => a.seq - b.seq);
+  for (const known of sorted) {
+    const line = lines[known.seq - 1];
     if (line === undefined) {
-      const newest = found.anchors.at(-1)!;
+      const newest = sorted.at(-1)!;
       return {
         line: lines.length + 1,
-        reason: `seq ${lines.length + 1}–${newest.seq} missing: the log ends at seq ${lines.length}, but ${found.destination} holds an anchor for seq ${newest.seq} (written ${newest.time}): lines were cut off the end`,
+        reason: `seq ${lines.length + 1}–${newest.seq} missing: the log ends at seq ${lines.length}, but ${newest.from} holds the head seq ${newest.seq} (${newest.time}): lines were cut off the end`,
         missing: { from: lines.length + 1, to: newest.seq },
       };
     }
@@ -266,10 +283,10 @@ function compareWithAnchors(lines: string[], found: DestinationAnchors): ChainCh
     } catch {
       mac = undefined;
     }
-    if (mac !== anchor.mac) {
+    if (mac !== known.mac) {
       return {
-        line: anchor.seq,
-        reason: `it is not the line anchored for seq ${anchor.seq} in ${found.destination} (written ${anchor.time}; the MACs differ): the log was cut back or rewritten from there`,
+        line: known.seq,
+        reason: `it is not the line ${known.from} holds for seq ${known.seq} (${known.time}; the MACs differ): the log was cut back or rewritten from there`,
       };
     }
   }

@@ -79,10 +79,11 @@ describe('audit chain: keyed, and anchored outside the file', () => {
     }
   }
 
-  const cli = (setup: TestSetup, args: string[]) =>
+  /** The CLI; no Temporal server reachable unless the test says otherwise. */
+  const cli = (setup: TestSetup, args: string[], extraEnv: Record<string, string> = {}) =>
     run(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), ...args], {
       cwd: root,
-      env: { ...process.env, ...setup.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      env: { ...process.env, ...setup.env, TEMPORAL_ADDRESS: '127.0.0.1:1', ...extraEnv },
     }).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout + e.stderr }),
@@ -226,6 +227,26 @@ describe('audit chain: keyed, and anchored outside the file', () => {
         const bytes = readFileSync(file);
         for (const needle of needles) assert.equal(bytes.indexOf(needle), -1, `the audit key in clear in ${file}`);
       }
+    });
+
+    it('the heads in Temporal history name a cut-off tail even where no anchor is kept offsite', async () => {
+      const { headsInTemporalHistory } = await import('../../src/audit/temporal-heads');
+      const { auditKeySource, auditKeyFile } = await import('../../src/audit/audit-key');
+      const { AuditLog } = await import('../../src/audit/audit-log');
+      const { keyringFor } = await import('../../src/crypto/keys');
+      const viaCli = await cli(setup, ['audit', 'verify', '--temporal-days', '1'], { TEMPORAL_ADDRESS: servers.temporalAddress });
+      assert.equal(viaCli.code, 0, viaCli.stdout);
+      assert.match(viaCli.stdout, /heads in Temporal history: [1-9]\d* compared/);
+
+      const file = auditLogFile(setup.config.backupDir);
+      writeLines(file, readLines(file).slice(0, 2)); // seq 3, written by the rotation's audit step, cut off
+      const heads = await headsInTemporalHistory(client, setup.config.temporal.taskQueue, 1);
+      assert.ok(heads.some((h) => h.seq === 3));
+      const withoutOffsite = new AuditLog(file, auditKeySource(auditKeyFile(file), keyringFor(setup.config)), []);
+      const check = await withoutOffsite.verify({ recordedHeads: heads });
+      assert.equal(check.ok, false);
+      assert.deepEqual(check.broken?.missing, { from: 3, to: 3 });
+      assert.match(check.broken!.reason, /history of workflow audit-rotation-/);
     });
   });
 });

@@ -1,5 +1,7 @@
 import { auditLogOf, type ChainCheck } from '../../audit/audit-log';
+import { headsInTemporalHistory } from '../../audit/temporal-heads';
 import { UsageError } from '../../errors';
+import { createClient } from '../../temporal/client';
 import type { Command } from '../command';
 import { config, jsonOption } from '../common';
 import { printJson } from '../output';
@@ -11,6 +13,7 @@ function describeCheck(file: string, check: ChainCheck): string {
     : [`BROKEN: ${file} line ${check.broken!.line}: ${check.broken!.reason}`];
   if (check.keyedFromSeq !== undefined && check.keyedFromSeq > 1) out.push(`  lines 1–${check.keyedFromSeq - 1} predate the keyed chain (SHA-256 only); its first keyed line pins them`);
   if (anchors.length) out.push(`  anchors: ${anchors.join('; ')}`);
+  if (check.recordedHeads !== undefined) out.push(`  heads in Temporal history: ${check.recordedHeads} compared`);
   for (const w of check.warnings) out.push(`  warning: ${w}`);
   return out.join('\n') + '\n';
 }
@@ -18,13 +21,28 @@ function describeCheck(file: string, check: ChainCheck): string {
 export const auditCommand: Command = {
   name: 'audit',
   summary: 'check the audit trail: every line keyed (HMAC) and chained, and its head against the anchors offsite (an edited, removed or cut-off line is named)',
-  usage: 'lifeline audit verify [--json]',
-  options: { ...jsonOption },
+  usage: 'lifeline audit verify [--temporal-days N] [--json]',
+  details:
+    '  --temporal-days N  also compare the heads the audit step returned to the workflows of the last N days\n' +
+    '                     (kept in Temporal history; needs Temporal reachable)',
+  options: { ...jsonOption, 'temporal-days': { type: 'string' } },
   allowPositionals: true,
   async run({ values, positionals }) {
     if (positionals[0] !== 'verify') throw new UsageError('say `lifeline audit verify`');
-    const log = auditLogOf(config());
-    const check = await log.verify();
+    const cfg = config();
+    const log = auditLogOf(cfg);
+    const days = values['temporal-days'];
+    if (days !== undefined && !/^[1-9]\d{0,3}$/.test(String(days))) throw new UsageError(`--temporal-days ${String(days)}: say a whole number of days from 1 to 9999`);
+    let recordedHeads;
+    if (days !== undefined) {
+      const client = await createClient(cfg);
+      try {
+        recordedHeads = await headsInTemporalHistory(client, cfg.temporal.taskQueue, Number(days));
+      } finally {
+        await client.connection.close();
+      }
+    }
+    const check = await log.verify({ recordedHeads });
     if (values.json) printJson({ file: log.file, ...check });
     else process.stdout.write(describeCheck(log.file, check));
     return check.ok ? 0 : 1;
