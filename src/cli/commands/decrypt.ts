@@ -1,4 +1,4 @@
-import { createWriteStream, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { openBackup } from '../../backup/read-backup';
 import { destinationStorage } from '../../backup/repository';
@@ -46,10 +46,16 @@ export const decryptCommand: Command = {
   details: `  FILE           the .dump.<zst|gz>.enc file; its .manifest.json must be beside it
   s3://…         the same in S3 (endpoint and credentials: the destination configured for the bucket,
                  else BACKUP_S3_ENDPOINT/BACKUP_S3_REGION/BACKUP_S3_ACCESS_KEY_ID/… or the AWS environment)
-  -o, --output   where to write the archive (default: standard output, for a pipe into pg_restore)
+  -o, --output   a new file to write the archive to (mode 0600); it appears only once the whole backup
+                 is decrypted and authenticated, and an existing file is never overwritten
   --key KEYFILE  the local master key file (default: BACKUP_ENCRYPTION_KEY); KMS-wrapped backups use
                  KMS (BACKUP_KMS_REGION/BACKUP_KMS_ENDPOINT and the AWS credentials)
-  Example: lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc | pg_restore -d postgresql://…/moneyflow`,
+  Without -o the archive streams to standard output as it is authenticated, chunk by chunk: a damaged
+  backup is detected only when its damaged chunk is reached, after the chunks before it went out. So
+  pipe it into pg_restore in one transaction that stops at the first error (nothing is kept if the
+  stream breaks off), or decrypt to a file first:
+    lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc | pg_restore --single-transaction --exit-on-error -d postgresql://…/moneyflow
+    lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc -o moneyflow.dump && pg_restore -d postgresql://…/moneyflow moneyflow.dump`,
   options: { output: { type: 'string', short: 'o' }, key: { type: 'string' } },
   allowPositionals: true,
   async run({ values, positionals }) {
@@ -66,15 +72,21 @@ export const decryptCommand: Command = {
     if (values.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write a binary archive to a terminal: use -o FILE or a pipe');
     if (values.key) config.encryption.keyFile = path.resolve(values.key as string);
 
+    const output = values.output === undefined ? undefined : path.resolve(values.output as string);
+    // Refused before anything is decrypted; publishing checks again (link() never replaces a file).
+    if (output && existsSync(output)) throw new UsageError(`${output} already exists; refusing to overwrite it`, 'name a new file with -o, or move the existing one away first');
+
     const chain = await openBackup(storage, { ...manifest, object: { storage: storage.name, key } }, keyringFor(config));
-    const out = values.output ? createWriteStream(path.resolve(values.output as string), { mode: 0o600 }) : process.stdout;
+    // A hidden 0600 temporary file beside the output, published under its name only when complete.
+    const writer = output ? await new LocalStorage('output', path.dirname(output)).createWriter(path.basename(output)) : undefined;
     try {
-      await runPipeline([...chain.stages, out]);
+      await runPipeline([...chain.stages, writer?.stream ?? process.stdout]);
       if (chain.raw.sha256() !== manifest.rawSha256) {
         throw new IntegrityError(`the decrypted archive differs from the one pg_dump wrote (SHA-256 ${chain.raw.sha256()}, manifest ${manifest.rawSha256})`);
       }
+      await writer?.publish();
     } catch (err) {
-      if (values.output) rmSync(path.resolve(values.output as string), { force: true });
+      await writer?.abort();
       throw err;
     }
     process.stderr.write(`${manifest.id}: ${chain.raw.bytes} bytes of pg_dump archive, SHA-256 matches the manifest.\n`);
