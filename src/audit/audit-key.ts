@@ -42,11 +42,14 @@ export function auditKeyFile(logFile: string): string {
 /** The unwrapped key, usable only through `mac()`: the plaintext never leaves this object. */
 export class AuditKey {
   readonly id: string;
+  private readonly key: Buffer;
 
+  /** Keeps a copy: the caller zeroes its buffer. */
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     readonly keyedFromSeq: number,
   ) {
+    this.key = Buffer.from(key);
     this.id = createHmac('sha256', key).update('lifeline/audit-key-id').digest('hex').slice(0, 16);
   }
 
@@ -97,16 +100,27 @@ function wrappingOf(record: AuditKeyFile): WrappedDataKey {
   return { provider: record.provider, keyId: record.keyId, wrappedKey: record.wrappedKey };
 }
 
+/**
+ * Keys this process has unwrapped, by wrapping: a worker keeps writing audit entries (a failed
+ * backup, a refused decision) while the key provider is briefly unreachable, and asks KMS once.
+ */
+const unwrapped = new Map<string, AuditKey>();
+
 async function openRecord(file: string, record: AuditKeyFile, keyring: Keyring): Promise<AuditKey> {
-  const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
-  const key = new AuditKey(plaintext, record.keyedFromSeq);
-  plaintext.fill(0);
+  const cacheKey = `${file}\n${record.keyId}\n${record.wrappedKey}\n${record.keyedFromSeq}`;
+  let key = unwrapped.get(cacheKey);
+  if (!key) {
+    const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
+    key = new AuditKey(plaintext, record.keyedFromSeq);
+    plaintext.fill(0);
+  }
   if (key.id !== record.auditKeyId || !key.provesStart(record.startMac)) {
     throw new IntegrityError(
       `audit key file ${file} was altered: its key id or keyed-from sequence does not match its MAC`,
       'restore audit-key.json from a copy of the repository; the audit log cannot be checked without it',
     );
   }
+  unwrapped.set(cacheKey, key);
   return key;
 }
 

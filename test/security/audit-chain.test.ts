@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -211,8 +211,14 @@ describe('audit chain: keyed, and anchored outside the file', () => {
       assert.ok(wrapped);
       assert.equal(wrapped.keyId, await keyring.current.currentKeyId(), 'the audit key was not re-wrapped under the new master key');
 
-      // The plaintext audit key: nowhere in the repository folder, nowhere in Temporal's SQLite files.
+      // Each line's MAC is an HMAC under the unwrapped key (and under nothing a reader of the repository has).
       const key = await keyring.unwrap(wrapped, AUDIT_KEY_CONTEXT);
+      for (const line of readLines(auditLogFile(setup.config.backupDir))) {
+        const { mac, ...body } = JSON.parse(line) as { mac: string };
+        assert.equal(createHmac('sha256', key).update(JSON.stringify(body)).digest('hex'), mac);
+      }
+
+      // The plaintext audit key: nowhere in the repository folder, nowhere in Temporal's SQLite files.
       const forms = [key.toString('hex'), key.toString('base64'), key.toString('base64url')];
       for (const form of forms) assertNotStoredByTemporal(servers.temporalDbFile, form);
       const needles = [key, ...forms.map((f) => Buffer.from(f))];

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { anchorKey } from '../../src/audit/anchors';
-import { auditKeyFile, auditKeySource, readAuditKeyFile } from '../../src/audit/audit-key';
+import { AUDIT_KEY_CONTEXT, auditKeyFile, auditKeySource, readAuditKeyFile } from '../../src/audit/audit-key';
 import { AuditLog, GENESIS_HASH } from '../../src/audit/audit-log';
 import type { LifelineConfig } from '../../src/config/config';
 import { keyringFor, type Keyring } from '../../src/crypto/keys';
@@ -72,6 +72,12 @@ describe('audit log (keyed chain)', () => {
     assert.equal(check.keyedFromSeq, 1);
     assert.deepEqual(check.anchors, [{ destination: 'offsite', checked: 5, newestSeq: 5, rejected: [], error: undefined }]);
     assert.ok(await at.offsite.get(anchorKey(5)));
+    // The MAC is an HMAC under the unwrapped audit key, not under anything written beside the log.
+    const record = (await readAuditKeyFile(auditKeyFile(at.file)))!;
+    const key = await at.keyring.unwrap(record, AUDIT_KEY_CONTEXT);
+    assert.notDeepEqual(key, Buffer.alloc(32));
+    const { mac, ...body } = entries[2]!;
+    assert.equal(createHmac('sha256', key).update(JSON.stringify(body)).digest('hex'), mac);
   });
 
   it('writes a retried event once', async () => {
