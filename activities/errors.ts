@@ -1,13 +1,15 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { LifelineError } from '../src/errors';
+import { redactError } from '../src/security/redact';
 
 /**
  * Turns what an activity throws into a Temporal failure: a LifelineError keeps its code as the
  * failure type and is retried only if it says a retry can help; anything unexpected is retried.
  */
 export function toFailure(err: unknown): unknown {
-  if (err instanceof ApplicationFailure) return err;
+  // A library's own message (a driver, the AWS SDK) may quote a URL with its password.
+  if (err instanceof ApplicationFailure) return redactError(err);
   if (err instanceof LifelineError) {
     return ApplicationFailure.create({
       type: err.code,
@@ -16,7 +18,7 @@ export function toFailure(err: unknown): unknown {
       details: err.details ? [err.details] : undefined,
     });
   }
-  return err;
+  return redactError(err);
 }
 
 /** The workflow this activity runs for: it owns the backup id a dump writes (a retry of it resumes). */

@@ -2,6 +2,8 @@
  * Typed errors. Every error Lifeline raises on purpose carries a stable `code` (it becomes the
  * Temporal failure type), whether a retry can help, and a hint that tells the operator what to do.
  */
+import { redact, redactDeep } from './security/redact';
+
 export interface LifelineErrorOptions {
   retryable?: boolean;
   hint?: string;
@@ -16,12 +18,13 @@ export class LifelineError extends Error {
   readonly details?: Record<string, unknown>;
 
   constructor(code: string, message: string, options: LifelineErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages travel to Temporal, logs and alert channels: never with a password or a known secret.
+    super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = code;
     this.code = code;
     this.retryable = options.retryable ?? false;
-    this.hint = options.hint;
-    this.details = options.details;
+    this.hint = options.hint === undefined ? undefined : redact(options.hint);
+    this.details = redactDeep(options.details);
   }
 
   /** Message and hint together, as shown to an operator. */
@@ -47,7 +50,7 @@ export class ConfigError extends LifelineError {
         problems.map((p) => `  - ${p}`).join('\n'),
       { hint: 'fix the values above (environment variables or lifeline.config.*) and start again' },
     );
-    this.problems = problems;
+    this.problems = problems.map(redact);
   }
 }
 

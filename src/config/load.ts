@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError } from '../errors';
+import { looksLikeKey, registerSecret } from '../security/redact';
+import { registerConfigSecrets } from '../security/known-secrets';
 import type { DatabaseConfig, DestinationConfig, LifelineConfig, ScheduleSpec } from './config';
 import { demoDatabaseUrl } from './demo';
 import type { z } from 'zod';
@@ -207,7 +209,16 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     });
   });
   const destinations = destinationsFrom(c, env, resolve, fileLabel, problems);
+  // The runbook's variable name invites the key itself: refuse it without ever echoing it.
+  if (looksLikeKey(c.encryptionKey) && !existsSync(resolve(c.encryptionKey))) {
+    registerSecret(c.encryptionKey.trim());
+    problems.push(
+      `${label.encryptionKey} holds what looks like a key itself (the value is not shown), not the path of a key file: ` +
+        'put the key in a file readable only by the worker (mode 0600, or create one with `lifeline keys init --file PATH`) and set it to that path',
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
+  registerConfigSecrets(databases, destinations, env);
 
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const network = { connectSeconds: c.connectTimeout, idleSeconds: c.requestTimeout };

@@ -5,6 +5,7 @@ import { EmailNotifier } from './email';
 import { LogNotifier } from './log';
 import type { Notice, Notifier } from './notifier';
 import { WebhookNotifier } from './webhook';
+import { redact, redactDeep } from '../security/redact';
 
 export type { Notice, Notifier } from './notifier';
 
@@ -21,7 +22,9 @@ export function notifiersFor(config: LifelineConfig, logger: Logger): Notifier[]
  * Lasting conditions are deduplicated through the repository's alert state; completion notices
  * are logged only when BACKUP_NOTIFY_SUCCESS is false.
  */
-export async function deliver(config: LifelineConfig, logger: Logger, notice: Notice): Promise<{ delivered: string[]; failed: string[]; suppressed?: string }> {
+export async function deliver(config: LifelineConfig, logger: Logger, raw: Notice): Promise<{ delivered: string[]; failed: string[]; suppressed?: string }> {
+  // Notices quote failures and check output: nothing leaves with a password or a known secret.
+  const notice = redactDeep(raw);
   const state = new AlertState(config.backupDir);
   if (notice.dedupKey && !(await state.open(notice.dedupKey, notice.severity, notice.title))) {
     logger.info({ notice: notice.dedupKey }, 'alert already open: not sent again');
@@ -38,7 +41,7 @@ export async function deliver(config: LifelineConfig, logger: Logger, notice: No
       delivered.push(notifier.name);
     } catch (err) {
       logger.warn({ err, notifier: notifier.name }, 'notification not delivered');
-      failed.push(`${notifier.name}: ${(err as Error).message}`);
+      failed.push(redact(`${notifier.name}: ${(err as Error).message}`));
     }
   }
   // Reached nobody but the log: keep the condition closed, so the next check tries to tell someone again.

@@ -1,29 +1,38 @@
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/config';
 import { LifelineError } from '../errors';
+import { redact, registerSecret } from '../security/redact';
 
 /** A connection resolved on the worker side: the password never leaves this process's memory. */
 export interface ResolvedConnection {
   /** The URL without its password: safe for argv, logs and messages. */
   safeUrl: string;
   password?: string;
+  /** A `passfile` the URL named: given to libpq as PGPASSFILE. */
+  passfile?: string;
   /** Host and database, for messages. */
   label: string;
 }
 
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
+  return redact(url);
+}
+
+/** Removes a URL parameter and returns its value (the last one wins, as in libpq). */
+function takeParam(url: URL, name: string): string | undefined {
+  if (!url.searchParams.has(name)) return undefined; // untouched: rewriting the query would re-encode it
+  const value = url.searchParams.getAll(name).at(-1);
+  url.searchParams.delete(name);
+  return value;
 }
 
 export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
   const url = new URL(db.url);
-  let password = url.password ? decodeURIComponent(url.password) : undefined;
+  // libpq also reads `password` and `passfile` from the URL's query; on a command line `ps` would
+  // show them, so they leave the URL and travel in the environment (PGPASSWORD, PGPASSFILE).
+  const fromParam = takeParam(url, 'password');
+  const passfile = takeParam(url, 'passfile');
+  let password = url.password ? decodeURIComponent(url.password) : fromParam;
   if (db.passwordEnv) {
     password = env[db.passwordEnv];
     if (password === undefined) {
@@ -33,9 +42,11 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
     }
   }
   url.password = '';
+  registerSecret(password);
   return {
     safeUrl: url.toString(),
     password,
+    passfile,
     label: `${url.hostname}:${url.port || 5432}/${decodeURIComponent(url.pathname.slice(1))}`,
   };
 }
@@ -44,6 +55,7 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
 export function libpqEnv(conn: ResolvedConnection, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env = { ...base };
   if (conn.password !== undefined) env.PGPASSWORD = conn.password;
+  if (conn.passfile !== undefined) env.PGPASSFILE = conn.passfile;
   return env;
 }
 

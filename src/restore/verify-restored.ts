@@ -1,30 +1,11 @@
-import { spawn } from 'node:child_process';
 import { qualifiedName, splitQualifiedName, type Manifest } from '../catalog/manifest';
 import type { RestoreChecks } from '../config/config';
 import { IntegrityError } from '../errors';
 import { countRows } from '../postgres/snapshot';
 import { withConnection, type ResolvedConnection } from '../postgres/connection';
 import type { RestoreVerification } from '../../workflows/definitions';
-
-/** The URL with its password, for the operator's command only (its environment, never Temporal). */
-function urlWithPassword(conn: ResolvedConnection): string {
-  const url = new URL(conn.safeUrl);
-  if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
-  return url.toString();
-}
-
-function runCommand(command: string, env: NodeJS.ProcessEnv, signal?: AbortSignal, timeoutMs = 10 * 60_000): Promise<{ ok: boolean; detail: string }> {
-  return new Promise((resolve) => {
-    // A cancelled step ends its command too (the operator's tests may run long).
-    const child = spawn('sh', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, signal });
-    let output = '';
-    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.once('error', (err) => resolve({ ok: false, detail: err.message }));
-    child.once('close', (code, signal) => resolve({ ok: code === 0, detail: `${signal ? `killed by ${signal}` : `exit ${code}`}: ${output.trim().split('\n').slice(-15).join('\n')}` }));
-  });
-}
+import { runCheckCommand } from './check-command';
+import { redact } from '../security/redact';
 
 /**
  * Post-restore verification: the database answers; each restored table has exactly the rows the
@@ -56,8 +37,8 @@ export async function verifyRestored(
     }
   });
   if (options.checks.command) {
-    const run = await runCommand(options.checks.command, { ...process.env, DATABASE_URL: urlWithPassword(conn) }, options.signal);
-    result.checks.push({ name: `command: ${options.checks.command}`, ok: run.ok, detail: run.detail });
+    const run = await runCheckCommand(options.checks.command, conn, { database: manifest.database, backupId: manifest.id }, options.signal);
+    result.checks.push({ name: redact(`command: ${options.checks.command}`), ok: run.ok, detail: run.detail });
   }
   const wrongCounts = result.tables.filter((t) => t.actual !== t.expected);
   const failedChecks = result.checks.filter((c) => !c.ok);

@@ -17,6 +17,7 @@ import { startWorkflow } from '../start-workflow';
 import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { printJson } from '../output';
 import { describePlan, describeRestoreResult } from '../restore-output';
+import { urlHoldsPassword } from '../../security/redact';
 
 export const restoreCommand: Command = {
   name: 'restore',
@@ -49,6 +50,13 @@ export const restoreCommand: Command = {
     wait: { type: 'boolean' },
   },
   async run({ values }) {
+    // Workflow input is stored in Temporal for good: a password must be refused before anything starts.
+    if (typeof values.target === 'string' && urlHoldsPassword(values.target)) {
+      throw new UsageError(
+        '--target: the URL holds a password (not shown; nothing was started)',
+        'pass the URL without password (no user:password@, no ?password=); the worker reads it from its .pgpass or PGPASSFILE',
+      );
+    }
     const chosen = [values.latest, values.backup, values.at].filter((v) => v !== undefined && v !== false).length;
     if (chosen !== 1) throw new UsageError('choose the backup with exactly one of --latest, --backup ID, --at TIME');
     const modes = [values.tables, values['schema-only'], values['data-only']].filter((v) => v !== undefined && v !== false).length;

@@ -3,6 +3,7 @@ import { constants, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { LifelineError, WrongKeyError } from '../../errors';
 import { KEY_BYTES } from '../format';
+import { registerSecret } from '../../security/redact';
 import type { DataKey, EncryptionContext, KeyProvider, RotationResult, WrappedDataKey } from './key-provider';
 
 const KEY_FILE_HEADER =
@@ -87,7 +88,9 @@ async function readKeyFile(file: string): Promise<{ key: Buffer; text: string }>
       cause: err,
     });
   }
-  return { key: parseKeyFile(text, file), text };
+  const key = parseKeyFile(text, file);
+  registerSecret(key.toString('base64'), key.toString('hex'));
+  return { key, text };
 }
 
 /**

@@ -1,0 +1,29 @@
+import type { DatabaseConfig, DestinationConfig } from '../config/config';
+import { registerSecret } from './redact';
+
+/** Variables that hold a secret whatever the configuration says (read by Lifeline or by the libraries it uses). */
+const SECRET_VARIABLES = ['BACKUP_SMTP_PASSWORD', 'BACKUP_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'PGPASSWORD'];
+
+function urlPassword(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const u = new URL(url);
+    return u.password ? decodeURIComponent(u.password) : (u.searchParams.get('password') ?? undefined);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Tells the redactor every secret value a loaded configuration leads to: database passwords (in
+ * URLs or in the variables `passwordEnv` names), S3 secret keys, the SMTP password.
+ */
+export function registerConfigSecrets(databases: DatabaseConfig[], destinations: DestinationConfig[], env: NodeJS.ProcessEnv): void {
+  for (const name of SECRET_VARIABLES) registerSecret(env[name]);
+  for (const db of databases) {
+    registerSecret(urlPassword(db.url));
+    registerSecret(urlPassword(db.drill.serverUrl));
+    if (db.passwordEnv) registerSecret(env[db.passwordEnv]);
+  }
+  for (const d of destinations) if (d.kind === 's3' && d.credentialsEnv) registerSecret(env[d.credentialsEnv.secretAccessKey]);
+}
