@@ -63,7 +63,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
     /** Publishes the manifest and records the backup and its verification in the audit trail. */
     catalogBackup: failuresTranslated(async (record: DumpRecord, verification: Verification, trigger: string): Promise<string> => {
       const db = findDatabase(config, record.database);
-      const manifest = await publishManifest(db, record, verification, trigger);
+      const manifest = await publishManifest(db, record, verification, trigger, keyringFor(config));
       const location = localStorageFor(db).describe(manifest.object.key);
       const audit = auditLogOf(config);
       const common = { actor: actorOf(trigger), database: record.database, backupId: record.id, sizeBytes: record.sizes.storedBytes, location, checksum: record.sha256 };

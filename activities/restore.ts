@@ -49,7 +49,7 @@ export function createRestoreActivities(config: LifelineConfig) {
         signal: ctx.cancellationSignal,
         onProgress: progress('verifying snapshot'),
       });
-      await catalogBackup(db, record, verification, 'pre-restore');
+      await catalogBackup(db, record, verification, 'pre-restore', keyringFor(config));
       return record.id;
     }),
 

@@ -49,7 +49,7 @@ async function backupsOf(config: LifelineConfig, count: number): Promise<void> {
   const base = Date.UTC(2026, 0, 1, 3);
   for (let i = 0; i < count; i++) {
     const record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date(base + i * 86_400_000)), type: 'full' });
-    await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(config))).verification, 'bench');
+    await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(config))).verification, 'bench', keyringFor(config));
     await replicateBackup(config, db, record.id, 'offsite');
   }
 }
@@ -92,7 +92,7 @@ async function main() {
     const offsite = storageNamed(config, db, 'offsite') as S3Storage;
     await offsite.client.send(new CreateBucketCommand({ Bucket: 'bench-offsite' }));
     const record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
-    const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(config))).verification, 'bench');
+    const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(config))).verification, 'bench', keyringFor(config));
     const mb = manifest.sizes.storedBytes / MB;
     console.log(`Stored backup: ${mb.toFixed(1)} MiB (${name})`);
     const file = localStorageFor(db).describe(manifest.object.key);

@@ -41,7 +41,7 @@ async function main() {
   const single = loadConfig({ cwd: work, env: { DATABASE_URL: cluster.adminUrl(name), BACKUP_DIR: path.join(work, 'repo'), BACKUP_ENCRYPTION_KEY: keyFile } });
   const db = single.databases[0]!;
   const record = await dumpToRepository(single, db, { backupId: backupId(db.name, new Date()), type: 'full' });
-  const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(single))).verification, 'bench');
+  const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(single))).verification, 'bench', keyringFor(single));
   const file = path.join(work, 'plain.dump');
   execFileSync(pgTool('pg_dump'), ['-Fc', '-Z0', '-f', file, `--dbname=${cluster.adminUrl(name)}`]);
 

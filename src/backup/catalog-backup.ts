@@ -1,12 +1,18 @@
 import { removeBackupObjects } from '../catalog/catalog';
-import { MANIFEST_VERSION, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
+import { sealManifest, type ManifestKeys } from '../catalog/authenticate';
+import { MANIFEST_VERSION, ManifestSchema, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
 import { manifestKey, pendingKey } from '../catalog/naming';
 import { findDatabase, type DatabaseConfig, type LifelineConfig } from '../config/config';
 import { catalogFor, localStorageFor } from './repository';
 
-/** Publishes the manifest (the backup becomes visible) and drops the pending record. Idempotent. */
-export async function catalogBackup(db: DatabaseConfig, record: DumpRecord, verification: Verification, trigger: string): Promise<Manifest> {
-  const manifest: Manifest = { ...record, manifestVersion: MANIFEST_VERSION, status: 'verified', verification, trigger };
+/**
+ * Publishes the manifest (the backup becomes visible), sealed with a MAC under the backup's data
+ * key, and drops the pending record. Idempotent.
+ */
+export async function catalogBackup(db: DatabaseConfig, record: DumpRecord, verification: Verification, trigger: string, keys: ManifestKeys): Promise<Manifest> {
+  // Parsed first: the MAC covers exactly the fields a reader's parse keeps.
+  const unsealed = ManifestSchema.parse({ ...record, manifestVersion: MANIFEST_VERSION, status: 'verified', verification, trigger });
+  const manifest = await sealManifest(localStorageFor(db), unsealed, keys);
   await catalogFor(db).add(manifest);
   await localStorageFor(db).delete(pendingKey(db.name, record.id));
   return manifest;

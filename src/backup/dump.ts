@@ -12,6 +12,7 @@ import { pgTool, toolVersion } from '../postgres/binaries';
 import { classifyPgError, connect, resolveConnection } from '../postgres/connection';
 import { startPgDump } from '../postgres/pg-dump';
 import { exportSnapshot, takeInventory } from '../postgres/snapshot';
+import { DumpWatch } from './dump-watch';
 import { localStorageFor } from './repository';
 
 export interface DumpRequest {
@@ -84,17 +85,15 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
   const client = await connect(conn);
   let dump: ReturnType<typeof startPgDump> | undefined;
   const writer = await storage.createWriter(dataKey(db.name, id, FILE_EXTENSION[config.compression.algorithm]));
-  const ticker = setInterval(
-    () => hooks.onProgress?.({ phase: 'dumping', rawBytes: raw.bytes, storedBytes: stored.bytes }),
-    hooks.progressIntervalMs ?? 2000,
-  );
+  const watch = new DumpWatch(config, conn, client, hooks, { raw, stored });
   try {
     const snapshotId = await exportSnapshot(client).catch((err) => {
       throw classifyPgError(err, conn.label);
     });
+    await watch.limitLockWaits();
     const size = await client.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
     const level = chooseLevel(config.compression.algorithm, Number(size.rows[0]!.n), config.compression.level);
-    dump = startPgDump({ conn, snapshotId, type: request.type });
+    dump = startPgDump({ conn, snapshotId, type: request.type, lockWaitSeconds: watch.lockWaitSeconds, applicationName: watch.applicationName, signal: watch.signal });
     const [, inventory] = await Promise.all([
       pipeline(
         dump.output,
@@ -104,7 +103,7 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
         new Encryptor(key.plaintext, DEFAULT_CHUNK_BYTES),
         stored,
         writer.stream,
-        { signal: hooks.signal },
+        { signal: watch.signal },
       ),
       takeInventory(client, request.type !== 'schema-only', db.drill.criticalTables).catch((err) => {
         throw classifyPgError(err, conn.label);
@@ -147,9 +146,9 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
   } catch (err) {
     await writer.abort();
     if (hooks.signal?.aborted) throw hooks.signal.reason ?? err;
-    throw err;
+    throw await watch.failure(err);
   } finally {
-    clearInterval(ticker);
+    watch.stop();
     if (dump && dump.proc.child.exitCode === null && dump.proc.child.signalCode === null) dump.proc.child.kill('SIGTERM');
     key.plaintext.fill(0);
     // Ending the session ends its read-only snapshot transaction; no COMMIT, which would queue

@@ -1,5 +1,6 @@
 import type { Duplex, Readable } from 'node:stream';
-import type { DumpRecord } from '../catalog/manifest';
+import type { DumpRecord, Manifest } from '../catalog/manifest';
+import { authenticateManifest } from '../catalog/authenticate';
 import { Decryptor } from '../crypto/decryptor';
 import { currentWrapping } from '../catalog/key-envelope';
 import type { Keyring } from '../crypto/keys';
@@ -15,8 +16,12 @@ export interface BackupReadChain {
 }
 
 /** The stages that turn a stored backup back into the plain pg_dump archive, measuring both ends. */
-export async function openBackup(storage: BackupStorage, record: DumpRecord, keys: Pick<Keyring, 'unwrap'>): Promise<BackupReadChain> {
-  const dataKey = await keys.unwrap(await currentWrapping(storage, record), { database: record.database, backupId: record.id });
+export async function openBackup(storage: BackupStorage, record: DumpRecord | Manifest, keys: Pick<Keyring, 'unwrap'>): Promise<BackupReadChain> {
+  // A catalogued backup is read only through an authentic manifest; a fresh dump (not yet catalogued) has none.
+  const dataKey =
+    'manifestVersion' in record
+      ? await authenticateManifest(storage, record, keys)
+      : await keys.unwrap(await currentWrapping(storage, record), { database: record.database, backupId: record.id });
   const stored = new Meter({ sha256: true });
   const raw = new Meter({ sha256: true });
   const source = await storage.read(record.object.key);

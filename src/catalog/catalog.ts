@@ -1,7 +1,14 @@
-import { LifelineError } from '../errors';
+import { IntegrityError, LifelineError } from '../errors';
 import type { BackupStorage } from '../storage/storage';
-import { parseManifest, type Manifest } from './manifest';
+import { authenticateManifest, isDistrust, type ManifestKeys } from './authenticate';
+import { namingProblem, parseManifest, type Manifest } from './manifest';
 import { MANIFEST_SUFFIX, manifestKey, parseBackupId } from './naming';
+
+/** A manifest Lifeline does not trust (no MAC, altered, or another backup's), and why. */
+export interface UntrustedManifest {
+  manifest: Manifest;
+  error: LifelineError;
+}
 
 /**
  * The catalog is the manifests in the repository: it needs no database and no Temporal history,
@@ -17,7 +24,7 @@ export class Catalog {
     for (const object of objects) {
       if (!object.key.endsWith(MANIFEST_SUFFIX)) continue;
       const body = await this.storage.get(object.key);
-      if (body) manifests.push(parseManifest(body.toString('utf8'), this.storage.describe(object.key)));
+      if (body) manifests.push(this.parse(object.key, body));
     }
     return manifests.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
   }
@@ -27,7 +34,45 @@ export class Catalog {
     if (!parsed) return undefined;
     const key = manifestKey(parsed.database, id);
     const body = await this.storage.get(key);
-    return body ? parseManifest(body.toString('utf8'), this.storage.describe(key)) : undefined;
+    return body ? this.parse(key, body) : undefined;
+  }
+
+  /** A manifest file, refused unless it is at `<db>/<id>.manifest.json` of the database and id it names. */
+  private parse(key: string, body: Buffer): Manifest {
+    const where = this.storage.describe(key);
+    const manifest = parseManifest(body.toString('utf8'), where);
+    const problem = key === manifestKey(manifest.database, manifest.id) ? namingProblem(manifest, { inRepository: true }) : `it says backup ${manifest.id} of ${manifest.database}`;
+    if (problem) {
+      throw new IntegrityError(`manifest ${where} is not this backup's: ${problem}`, 'a manifest or data file was copied under another backup\'s name: move it aside and restore another backup');
+    }
+    return manifest;
+  }
+
+  /**
+   * The manifests Lifeline trusts (MAC checked under each backup's data key), oldest first, and
+   * those it does not. Anything that decides by a manifest (newest backup, age, row counts) reads
+   * `trusted`; a key service that is down fails the whole call instead.
+   */
+  async authenticated(database: string, keys: ManifestKeys): Promise<{ trusted: Manifest[]; untrusted: UntrustedManifest[] }> {
+    const trusted: Manifest[] = [];
+    const untrusted: UntrustedManifest[] = [];
+    for (const manifest of await this.list(database)) {
+      try {
+        await authenticateManifest(this.storage, manifest, keys);
+        trusted.push(manifest);
+      } catch (err) {
+        if (!isDistrust(err)) throw err;
+        untrusted.push({ manifest, error: err });
+      }
+    }
+    return { trusted, untrusted };
+  }
+
+  /** One backup's manifest, authenticated. */
+  async getAuthenticated(id: string, keys: ManifestKeys): Promise<Manifest> {
+    const manifest = await this.get(id);
+    await authenticateManifest(this.storage, manifest, keys);
+    return manifest;
   }
 
   async get(id: string): Promise<Manifest> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KEY_PROVIDERS, type WrappedDataKey } from '../crypto/keys/key-provider';
 import { IntegrityError } from '../errors';
 import type { BackupStorage } from '../storage/storage';
-import type { DumpRecord } from './manifest';
+import { refineKeyId, type DumpRecord } from './manifest';
 import { KEY_ENVELOPE_SUFFIX, siblingKey } from './naming';
 
 /**
@@ -21,7 +21,7 @@ export const KeyEnvelopeSchema = z.object({
   rotationId: z.string().optional(),
   /** Every key that wrapped this data key before, oldest first. */
   previousKeyIds: z.array(z.string()),
-});
+}).superRefine((e, ctx) => refineKeyId(e, ctx, ['keyId']));
 export type KeyEnvelope = z.infer<typeof KeyEnvelopeSchema>;
 
 type BackupRef = Pick<DumpRecord, 'database' | 'id' | 'object'>;
@@ -33,9 +33,18 @@ export async function readKeyEnvelope(storage: BackupStorage, record: BackupRef)
   const key = keyEnvelopeKey(record);
   const body = await storage.get(key);
   if (!body) return undefined;
-  const parsed = KeyEnvelopeSchema.safeParse(JSON.parse(body.toString('utf8')));
-  if (!parsed.success || parsed.data.backupId !== record.id || parsed.data.database !== record.database) {
-    throw new IntegrityError(`key envelope ${storage.describe(key)} is malformed or belongs to another backup`);
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    json = undefined;
+  }
+  const parsed = KeyEnvelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new IntegrityError(`key envelope ${storage.describe(key)} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  if (parsed.data.backupId !== record.id || parsed.data.database !== record.database) {
+    throw new IntegrityError(`key envelope ${storage.describe(key)} belongs to backup ${parsed.data.backupId} of ${parsed.data.database}, not ${record.id}`);
   }
   return parsed.data;
 }

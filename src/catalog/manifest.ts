@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { IntegrityError } from '../errors';
-import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
-import { BACKUP_TYPES } from './naming';
+import { KEY_PROVIDERS, type KeyProviderKind } from '../crypto/keys/key-provider';
+import { keyIdProblem } from '../crypto/keys/key-ids';
+import { FILE_EXTENSION } from '../pipeline/compression';
+import { BACKUP_TYPES, dataKey, parseBackupId } from './naming';
+
+/** A key id in a repository file must be a plain id of its provider (it becomes a path, or the KMS key asked). */
+export function refineKeyId(w: { provider: KeyProviderKind; keyId: string }, ctx: z.RefinementCtx, path: string[]): void {
+  const problem = keyIdProblem(w.provider, w.keyId);
+  if (problem) ctx.addIssue({ code: 'custom', path, message: problem });
+}
 
 export const TableCountSchema = z.object({
   schema: z.string(),
@@ -47,7 +55,7 @@ export const DumpRecordSchema = z.object({
     keyProvider: z.enum(KEY_PROVIDERS),
     keyId: z.string(),
     wrappedKey: z.string(),
-  }),
+  }).superRefine((e, ctx) => refineKeyId({ provider: e.keyProvider, keyId: e.keyId }, ctx, ['keyId'])),
   object: z.object({ storage: z.string(), key: z.string() }),
   tables: z.array(TableCountSchema),
   largeObjects: z.number().int().nonnegative(),
@@ -70,11 +78,14 @@ export const VerificationSchema = z.object({
 });
 export type Verification = z.infer<typeof VerificationSchema>;
 
-export const MANIFEST_VERSION = 1;
+/** Version 2 carries a MAC (see manifest-mac.ts); version 1 manifests are read, but never trusted. */
+export const MANIFEST_VERSION = 2;
 
 /** The catalog entry: written only once a backup is complete and verified. */
 export const ManifestSchema = DumpRecordSchema.extend({
-  manifestVersion: z.literal(MANIFEST_VERSION),
+  manifestVersion: z.union([z.literal(1), z.literal(MANIFEST_VERSION)]),
+  /** HMAC-SHA256 of the manifest under a key derived from the backup's data key. */
+  mac: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   status: z.literal('verified'),
   verification: VerificationSchema,
   trigger: z.string(),
@@ -95,4 +106,16 @@ export function parseManifest(text: string, where: string): Manifest {
     );
   }
   return parsed.data;
+}
+
+/**
+ * Names agree: the id names the database, and the data object is the one named after the id
+ * (`<db>/<id>.dump.<ext>.enc`, or only its file name for a copy outside a repository). A manifest or
+ * data file copied under another backup's name fails here.
+ */
+export function namingProblem(m: Pick<DumpRecord, 'id' | 'database' | 'object' | 'compression'>, opts: { inRepository: boolean }): string | undefined {
+  if (parseBackupId(m.id)?.database !== m.database) return `its id ${m.id} is not a backup id of database ${m.database}`;
+  const expected = dataKey(m.database, m.id, FILE_EXTENSION[m.compression.algorithm]);
+  const actual = opts.inRepository ? m.object.key : `${m.database}/${m.object.key.slice(m.object.key.lastIndexOf('/') + 1)}`;
+  return actual === expected ? undefined : `its data object ${m.object.key} is not ${opts.inRepository ? expected : expected.slice(m.database.length + 1)}, the one named after backup ${m.id}`;
 }

@@ -93,6 +93,11 @@ export interface KmsConfig {
 
 /** S3 and KMS requests: how long to wait for a connection, and for the next byte of an answer. */
 export interface NetworkTimeouts {
+  /**
+   * KMS keys (ARNs) a backup may name besides those in the configured key's account and region
+   * (BACKUP_KMS_ALLOWED_KEYS). Any other key id in a manifest is refused before KMS is asked.
+   */
+  allowedKeyIds?: string[];
   connectSeconds: number;
   idleSeconds: number;
 }

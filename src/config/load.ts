@@ -42,6 +42,7 @@ const SETTINGS = [
   ['kmsEndpoint', 'BACKUP_KMS_ENDPOINT', undefined],
   ['kmsRegion', 'BACKUP_KMS_REGION', undefined],
   ['keyRotation', 'BACKUP_KEY_ROTATION', 'quarterly'],
+  ['kmsAllowedKeys', 'BACKUP_KMS_ALLOWED_KEYS', undefined],
   ['retentionMinBackups', 'BACKUP_RETENTION_MIN_BACKUPS', '3'],
   ['retentionApprovalShare', 'BACKUP_RETENTION_APPROVAL_SHARE', '0.5'],
   ['retentionSchedule', 'BACKUP_RETENTION_SCHEDULE', '05:00'],
@@ -230,7 +231,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     encryption: {
       keyFile: resolve(c.encryptionKey),
       cipher: 'aes-256-gcm',
-      kms: { keyId: c.kmsKeyId, endpoint: c.kmsEndpoint, region: c.kmsRegion ?? region, network },
+      kms: { keyId: c.kmsKeyId, endpoint: c.kmsEndpoint, region: c.kmsRegion ?? region, allowedKeyIds: c.kmsAllowedKeys ?? [], network },
     },
     destinations: destinations.map((d) => (d.kind === 's3' ? { ...d, network } : d)),
     keyRotation: c.keyRotation,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DATABASE_NAME_PATTERN } from '../catalog/naming';
 import { COMPRESSION_LEVELS } from '../pipeline/compression';
+import { KMS_KEY_ARN } from '../crypto/keys/key-ids';
 
 /** Accepts 12 or "12" (environment variables are strings) and checks the range. */
 const int = (min: number, max: number) =>
@@ -98,6 +99,8 @@ export const DatabaseEntrySchema = z.strictObject({
   production: bool.default(false),
   allowForceRestore: bool.optional(),
   /** Checks after a restore, beyond row counts: SQL that must return true, a command, a health URL. */
+  /** Approvals of a restore here must come from someone other than the requester (default: production). */
+  fourEyes: bool.optional(),
   restoreChecks: z
     .strictObject({
       sql: z.array(z.string().min(1)).optional(),
@@ -185,6 +188,11 @@ export const GlobalSchema = z
     kmsRegion: z.string().min(1).optional(),
     keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
     retentionMinBackups: int(1, 1000),
+    // Keys a backup may name besides the configured key's account and region (e.g. another account's key).
+    kmsAllowedKeys: z
+      .union([z.string().transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean)), z.array(z.string())])
+      .pipe(z.array(z.string().regex(KMS_KEY_ARN, { error: 'must be a comma-separated list of KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)' })))
+      .optional(),
     retentionApprovalShare: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0, { error: 'must be a share from 0 to 1, e.g. 0.5' }).max(1, { error: 'must be a share from 0 to 1, e.g. 0.5' })),
     retentionSchedule: scheduleSpec,
     drillSchedule: z.enum(['on', 'off'], { error: 'must be on or off' }),

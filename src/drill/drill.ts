@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { openBackup } from '../backup/read-backup';
 import { storageNamed } from '../backup/repository';
+import { authenticateManifest } from '../catalog/authenticate';
 import { Catalog } from '../catalog/catalog';
 import { readKeyEnvelope, writeKeyEnvelope } from '../catalog/key-envelope';
 import { parseManifest, type Manifest } from '../catalog/manifest';
@@ -44,7 +45,11 @@ async function localManifest(work: string): Promise<{ storage: LocalStorage; man
 /** The newest verified full backup in the drill's destination (the server is gone: nothing local counts). */
 export async function pickDrillBackup(config: LifelineConfig, db: DatabaseConfig): Promise<Omit<DrillFetched, 'ms'>> {
   const source = storageNamed(config, db, db.drill.from);
-  const manifest = (await new Catalog(source).list(db.name)).filter((m) => m.type === 'full').at(-1);
+  const { trusted, untrusted } = await new Catalog(source).authenticated(db.name, keyringFor(config));
+  const manifest = trusted.filter((m) => m.type === 'full').at(-1);
+  // A manifest that fails authentication and claims to be newer is named, not drilled around.
+  const forged = untrusted.find((u) => u.manifest.type === 'full' && (!manifest || Date.parse(u.manifest.startedAt) > Date.parse(manifest.startedAt)));
+  if (forged) throw forged.error;
   if (!manifest) throw new LifelineError('BackupNotFound', `no verified full backup of ${db.name} in ${source.location} (${db.drill.from}) to drill with`);
   return { backupId: manifest.id, takenAt: manifest.startedAt, location: source.describe(manifest.object.key), storedBytes: manifest.sizes.storedBytes };
 }
@@ -53,7 +58,7 @@ export async function pickDrillBackup(config: LifelineConfig, db: DatabaseConfig
 export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, backupId: string, onBytes?: (n: number) => void): Promise<{ ms: number }> {
   const started = Date.now();
   const source = storageNamed(config, db, db.drill.from);
-  const manifest = await new Catalog(source).get(backupId);
+  const manifest = await new Catalog(source).getAuthenticated(backupId, keyringFor(config));
   const work = drillWorkDir(config, drillId);
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(work, { recursive: true, mode: 0o700 });
@@ -103,7 +108,9 @@ export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig
 /** Step 4: exact row counts, checksums of the critical tables, SQL assertions and the critical-path command. */
 export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal): Promise<{ ms: number; checks: DrillCheck[] }> {
   const started = Date.now();
-  const { manifest } = await localManifest(drillWorkDir(config, drillId));
+  // The row counts and checksums below come from the manifest: authenticated again, each step trusts only what it checked.
+  const { storage, manifest } = await localManifest(drillWorkDir(config, drillId));
+  await authenticateManifest(storage, manifest, keyringFor(config));
   const conn = onDatabase(drillServer(db), scratch);
   const checks: DrillCheck[] = [];
   const tables = manifest.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`);

@@ -10,6 +10,8 @@ export interface ProcessStreamOptions {
   classify?: (code: number | null, signal: NodeJS.Signals | null, stderr: string) => Error;
   /** Called once the child has been spawned, with its pid. */
   onSpawn?: (pid: number) => void;
+  /** The step's cancellation: the child is killed when it aborts, so a cancelled step leaves no process behind. */
+  signal?: AbortSignal;
 }
 
 export interface ChildStream {
@@ -55,6 +57,17 @@ export function spawnChild(command: string, args: string[], options: ProcessStre
   });
   // Callers that stop early (a failed pipeline) never await it; that must not crash the process.
   exited.catch(() => undefined);
+  const signal = options.signal;
+  if (signal) {
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    };
+    if (signal.aborted) kill();
+    else {
+      signal.addEventListener('abort', kill, { once: true });
+      child.once('close', () => signal.removeEventListener('abort', kill));
+    }
+  }
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
   return { child, exited, stderr: () => stderr };
 }

@@ -4,11 +4,17 @@ import { LifelineError } from '../errors';
 import { processOutput, spawnChild, type ChildStream } from '../pipeline/child-process';
 import { pgTool } from './binaries';
 import { classifyPgError, libpqEnv, type ResolvedConnection } from './connection';
+import { isLockTimeout } from './waits';
 
 export interface PgDumpOptions {
   conn: ResolvedConnection;
   snapshotId: string;
   type: BackupType;
+  /** --lock-wait-timeout: a table locked by another session fails the dump instead of blocking it. */
+  lockWaitSeconds: number;
+  /** Names pg_dump's session on the server, so that a stalled dump can be diagnosed. */
+  applicationName: string;
+  signal?: AbortSignal;
 }
 
 function typeArgs(type: BackupType): string[] {
@@ -25,6 +31,8 @@ function classifyDumpFailure(label: string) {
       });
     }
     if (signal) return new LifelineError('PgDumpFailed', `pg_dump was killed by ${signal}`, { retryable: true });
+    // Named in full (which relation, held by whom) by the caller, which can still ask the server.
+    if (isLockTimeout({ message: stderr })) return new LifelineError('LockTimeout', `pg_dump of ${label} gave up waiting for a lock: ${stderr}`, { retryable: true });
     const classified = classifyPgError(new Error(stderr || `pg_dump exited with status ${code}`), label);
     return classified.code === 'PgError'
       ? new LifelineError('PgDumpFailed', `pg_dump of ${label} exited with status ${code}: ${stderr}`, { retryable: true })
@@ -41,13 +49,15 @@ export function startPgDump(options: PgDumpOptions): { proc: ChildStream; output
     '--format=custom',
     '-Z0',
     '--no-password',
+    `--lock-wait-timeout=${options.lockWaitSeconds * 1000}`,
     `--snapshot=${options.snapshotId}`,
     ...typeArgs(options.type),
     `--dbname=${options.conn.safeUrl}`,
   ];
   const proc = spawnChild(pgTool('pg_dump'), args, {
-    env: libpqEnv(options.conn),
+    env: { ...libpqEnv(options.conn), PGAPPNAME: options.applicationName },
     classify: classifyDumpFailure(options.conn.label),
+    signal: options.signal,
   });
   return { proc, output: processOutput(proc) };
 }

@@ -50,7 +50,8 @@ export interface PreparedRestore {
 export async function prepareRestore(config: LifelineConfig, input: RestoreWorkflowInput, onProgress?: (bytes: number) => void): Promise<PreparedRestore> {
   const source = findDatabase(config, input.database);
   const storage = storageNamed(config, source, input.storage ?? LOCAL);
-  const manifest = await selectBackup(new Catalog(storage), source.name, { backup: input.backup, at: input.at });
+  const keys = keyringFor(config);
+  const manifest = await selectBackup(new Catalog(storage), source.name, { backup: input.backup, at: input.at }, keys);
   const mode = input.mode ?? 'full';
   const needsData = mode === 'tables' || mode === 'data-only';
   if (needsData && manifest.type === 'schema-only') {
@@ -59,7 +60,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
   if (mode === 'full' && manifest.type !== 'full' && manifest.type !== 'pre-restore') {
     throw new LifelineError('InvalidInput', `backup ${manifest.id} is ${manifest.type}; a full restore needs a full backup`);
   }
-  const { toc } = await verifyBackup(storage, manifest, keyringFor(config), { onProgress });
+  const { toc } = await verifyBackup(storage, manifest, keys, { onProgress });
 
   const tables =
     mode === 'tables'

@@ -2,6 +2,7 @@ import { Catalog, removeBackupObjects } from '../catalog/catalog';
 import { manifestKey } from '../catalog/naming';
 import { findDatabase, type LifelineConfig } from '../config/config';
 import { allStorages, storageNamed } from '../backup/repository';
+import { keyringFor } from '../crypto/keys';
 import type { BackupStorage } from '../storage/storage';
 import { planRetention, type RetentionPlan } from './policy';
 
@@ -18,6 +19,11 @@ export interface TargetPlan extends RetentionTarget {
   plan: RetentionPlan;
   /** More than the configured share of the backups there would go: a person decides. */
   needsApproval: boolean;
+  /**
+   * Manifests that fail authentication (no MAC, altered): not counted, never kept as "the newest",
+   * never deleted; each says why, for a person to look at.
+   */
+  untrusted: Array<{ id: string; error: string }>;
 }
 
 /** A legal hold is a small object beside the backup: `<db>/<id>.hold.json`. */
@@ -43,7 +49,8 @@ export async function planTarget(
   const storage = storageNamed(config, db, target.storage);
   const destination = config.destinations.find((d) => d.name === target.storage);
   const keepDays = options.olderThanDays ?? destination?.retentionDays ?? db.retention.keepDays;
-  const manifests = await new Catalog(storage).list(db.name);
+  // Only authentic manifests decide: a forged "newest" must not displace (and so delete) the real one.
+  const { trusted: manifests, untrusted } = await new Catalog(storage).authenticated(db.name, keyringFor(config));
   const plan = planRetention(
     manifests.map((m) => ({ id: m.id, type: m.type, startedAt: m.startedAt })),
     { ...db.retention, keepDays },
@@ -56,6 +63,7 @@ export async function planTarget(
     total: manifests.length,
     plan,
     needsApproval: manifests.length > 0 && plan.delete.length / manifests.length > db.retention.approvalShare,
+    untrusted: untrusted.map((u) => ({ id: u.manifest.id, error: u.error.message })),
   };
 }
 

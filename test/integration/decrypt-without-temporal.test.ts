@@ -41,7 +41,7 @@ describe('recovery without Temporal: lifeline decrypt + pg_restore', () => {
     const db = setup.config.databases[0]!;
     const record = await dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
     const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(setup.config));
-    await catalogBackup(db, record, verification, 'test');
+    await catalogBackup(db, record, verification, 'test', keyringFor(setup.config));
     // As if fetched from offsite into an empty folder on a new machine.
     flat = mkdtempSync(path.join(tmpdir(), 'lifeline-recovered-'));
     file = path.join(flat, path.basename(record.object.key));

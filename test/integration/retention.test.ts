@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
-import { backupId, dataKey, manifestKey } from '../../src/catalog/naming';
+import { manifestKey } from '../../src/catalog/naming';
 import { waitFor } from '../../src/infra/net';
 import { setLegalHold } from '../../src/retention/apply';
 import {
@@ -24,6 +24,7 @@ import {
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { runWorker, testClient } from '../harness/worker';
 import { testServers, type TestServers } from '../harness/servers';
+import { catalogCopy } from '../harness/catalog-copies';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -61,14 +62,9 @@ describe('retentionWorkflow over a synthetic history', () => {
     const manifest = JSON.parse(readFileSync(storage.describe(manifestKey('rt_source', real.backupId)), 'utf8')) as Manifest;
     history = [real.backupId];
     for (let i = 1; i <= 40; i++) {
-      const at = new Date(Date.now() - i * 3 * DAY);
-      const id = backupId('rt_source', at);
-      const key = dataKey('rt_source', id, 'zst');
-      copyFileSync(storage.describe(manifest.object.key), storage.describe(key));
-      // The file's own time says "now": only the manifest knows the backup's age.
-      const copy: Manifest = { ...manifest, id, startedAt: at.toISOString(), finishedAt: at.toISOString(), object: { storage: 'local', key } };
-      writeFileSync(storage.describe(manifestKey('rt_source', id)), JSON.stringify(copy));
-      history.push(id);
+      // The file's own time says "now": only the (authenticated) manifest knows the backup's age.
+      const copy = await catalogCopy(setup.config, setup.config.databases[0]!, manifest, new Date(Date.now() - i * 3 * DAY));
+      history.push(copy.id);
     }
   });
 

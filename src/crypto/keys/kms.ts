@@ -13,6 +13,7 @@ import { LifelineError, WrongKeyError } from '../../errors';
 import { quietAwsSdk } from '../../storage/s3';
 import { explainTimeouts, requestHandlerOptions } from '../../storage/network-timeouts';
 import type { DataKey, EncryptionContext, KeyProvider, RotationResult, WrappedDataKey } from './key-provider';
+import { assertKeyId, kmsKeyPlace } from './key-ids';
 
 const NETWORK = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up/i;
 const ROTATION_TAG = 'lifeline-rotation';
@@ -115,7 +116,46 @@ export class KmsKeyProvider implements KeyProvider {
     return { provider: 'kms', keyId: out.KeyId!, wrappedKey: Buffer.from(out.CiphertextBlob!).toString('base64') };
   }
 
+  /** Account and region of the configured key; an alias or bare id is asked of KMS once. */
+  private configuredPlace(): Promise<{ region: string; account: string } | undefined> {
+    const keyId = this.config.keyId;
+    if (!keyId) return Promise.resolve(undefined);
+    const direct = kmsKeyPlace(keyId);
+    if (direct) return Promise.resolve(direct);
+    this.place ??= this.call('describing the key', keyId, () => this.client.send(new DescribeKeyCommand({ KeyId: keyId })))
+      .then((out) => kmsKeyPlace(out.KeyMetadata?.Arn ?? ''))
+      .catch((err) => {
+        this.place = undefined;
+        throw err;
+      });
+    return this.place;
+  }
+
+  private place?: Promise<{ region: string; account: string } | undefined>;
+
+  /**
+   * A wrapped key names the KMS key to decrypt with, and it comes from a file in the repository:
+   * only a key in the configured key's account and region, or one listed in
+   * BACKUP_KMS_ALLOWED_KEYS, is ever asked.
+   */
+  async assertAllowed(keyId: string): Promise<void> {
+    assertKeyId('kms', keyId);
+    const listed = this.config.allowedKeyIds ?? [];
+    if (listed.includes(keyId)) return;
+    const place = await this.configuredPlace();
+    const asked = kmsKeyPlace(keyId)!;
+    if (place && place.account === asked.account && place.region === asked.region) return;
+    const allowed = [
+      place ? `keys in account ${place.account}, region ${place.region} (those of BACKUP_KMS_KEY_ID=${this.config.keyId})` : 'no account (BACKUP_KMS_KEY_ID is not set)',
+      listed.length ? `BACKUP_KMS_ALLOWED_KEYS: ${listed.join(', ')}` : 'BACKUP_KMS_ALLOWED_KEYS is empty',
+    ];
+    throw new LifelineError('KeyNotAllowed', `refusing KMS key ${keyId}: allowed are ${allowed.join('; ')}`, {
+      hint: `if ${keyId} is your key, add its ARN to BACKUP_KMS_ALLOWED_KEYS; otherwise the backup's manifest or key envelope was altered`,
+    });
+  }
+
   async unwrapDataKey(wrapped: WrappedDataKey, context: EncryptionContext): Promise<Buffer> {
+    await this.assertAllowed(wrapped.keyId);
     const out = await this.call(`opening the data key of backup ${context.backupId}`, wrapped.keyId, () =>
       this.client.send(
         new DecryptCommand({

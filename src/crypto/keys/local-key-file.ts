@@ -5,6 +5,7 @@ import { LifelineError, WrongKeyError } from '../../errors';
 import { KEY_BYTES } from '../format';
 import { registerSecret } from '../../security/redact';
 import type { DataKey, EncryptionContext, KeyProvider, RotationResult, WrappedDataKey } from './key-provider';
+import { assertKeyId } from './key-ids';
 
 const KEY_FILE_HEADER =
   '# Lifeline master key (AES-256, base64). Without it no backup it wrapped can be decrypted:\n' +
@@ -65,7 +66,9 @@ export function keyringDir(keyFile: string): string {
   return path.join(path.dirname(keyFile), 'keyring');
 }
 
+/** The id becomes part of a path: only a plain id (never `local:../../x`) gets this far. */
 function keyringFile(keyFile: string, keyId: string): string {
+  assertKeyId('local', keyId);
   return path.join(keyringDir(keyFile), `${keyId.replace(':', '-')}.key`);
 }
 
@@ -108,6 +111,7 @@ export class LocalKeyFileProvider implements KeyProvider {
 
   /** The master key with this id: the current one, or one kept in the keyring by a rotation. */
   private async keyWithId(keyId: string, context: EncryptionContext): Promise<Buffer> {
+    assertKeyId('local', keyId);
     const current = await this.masterKey();
     if (localKeyId(current) === keyId) return current;
     const kept = keyringFile(this.file, keyId);

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import type { LifelineConfig } from '../config/config';
+import type { Meter } from '../pipeline/meter';
+import { StallWatch } from '../pipeline/stall';
+import type { ResolvedConnection } from '../postgres/connection';
+import { diagnoseSessions, isLockTimeout, lockTimeoutError } from '../postgres/waits';
+import type { DumpHooks } from './dump';
+
+/** The backend pid of a connected node-postgres client (not in its typings). */
+export function backendPid(client: pg.Client): number | undefined {
+  return (client as unknown as { processID?: number | null }).processID ?? undefined;
+}
+
+/**
+ * What keeps a dump honest: heartbeats while bytes move, a `Stalled` failure naming what it waits
+ * on once nothing moved for BACKUP_STALL_TIMEOUT, and a lock wait that gives up after
+ * BACKUP_LOCK_WAIT_TIMEOUT naming the relation and who holds it.
+ */
+export class DumpWatch {
+  /** pg_dump's session name (PGAPPNAME), for finding it on the server. */
+  readonly applicationName = `lifeline-pg_dump-${randomBytes(6).toString('hex')}`;
+  readonly stall: StallWatch;
+
+  constructor(
+    private readonly config: LifelineConfig,
+    private readonly conn: ResolvedConnection,
+    private readonly client: pg.Client,
+    hooks: DumpHooks,
+    meters: { raw: Meter; stored: Meter },
+  ) {
+    this.stall = new StallWatch({
+      what: `the dump of ${conn.label}`,
+      stallSeconds: config.timeouts.stallSeconds,
+      progress: () => meters.raw.bytes + meters.stored.bytes,
+      onAlive: () => hooks.onProgress?.({ phase: 'dumping', rawBytes: meters.raw.bytes, storedBytes: meters.stored.bytes }),
+      diagnose: () => diagnoseSessions(conn, { pids: this.ownPids(), program: { name: 'pg_dump', applicationName: this.applicationName } }),
+      signal: hooks.signal,
+      tickMs: hooks.progressIntervalMs,
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.stall.signal;
+  }
+
+  get lockWaitSeconds(): number {
+    return this.config.timeouts.lockWaitSeconds;
+  }
+
+  /** The snapshot session's row counts wait no longer for a lock than pg_dump does. */
+  async limitLockWaits(): Promise<void> {
+    await this.client.query("SELECT set_config('lock_timeout', $1, true)", [`${this.lockWaitSeconds}s`]);
+  }
+
+  /** The error a failed dump reports: the stall that stopped it, a lock wait named in full, or its own. */
+  async failure(err: unknown): Promise<unknown> {
+    if (this.stall.stalled) return this.stall.stalled;
+    if (isLockTimeout(err)) return lockTimeoutError(this.conn, `the dump of ${this.conn.label}`, this.lockWaitSeconds, this.ownPids(), err);
+    return err;
+  }
+
+  stop(): void {
+    this.stall.stop();
+  }
+
+  private ownPids(): number[] {
+    const pid = backendPid(this.client);
+    return pid === undefined ? [] : [pid];
+  }
+}

@@ -1,0 +1,54 @@
+import type { Keyring } from '../crypto/keys';
+import { IntegrityError, LifelineError } from '../errors';
+import type { BackupStorage } from '../storage/storage';
+import { currentWrapping } from './key-envelope';
+import { namingProblem, type Manifest } from './manifest';
+import { macMatches, manifestMac } from './manifest-mac';
+import { MANIFEST_SUFFIX, siblingKey } from './naming';
+
+export type ManifestKeys = Pick<Keyring, 'unwrap'>;
+
+/** Where the manifest of this copy is: beside its data object. */
+export const manifestLocation = (storage: BackupStorage, manifest: Pick<Manifest, 'object'>) =>
+  storage.describe(siblingKey(manifest.object.key, MANIFEST_SUFFIX));
+
+async function dataKeyOf(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<Buffer> {
+  return keys.unwrap(await currentWrapping(storage, manifest), { database: manifest.database, backupId: manifest.id });
+}
+
+/** The manifest with its MAC, computed under the backup's data key (opened through the keyring). */
+export async function sealManifest(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<Manifest> {
+  const { mac: _old, ...unsealed } = manifest;
+  return { ...unsealed, mac: manifestMac(unsealed, await dataKeyOf(storage, manifest, keys)) };
+}
+
+/**
+ * Proves a manifest was written by Lifeline for this backup and not changed since: its names agree
+ * and its MAC matches under the backup's own data key. Returns that data key, so the backup can be
+ * opened without asking the key provider twice. Throws IntegrityError naming the manifest.
+ */
+export async function authenticateManifest(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<Buffer> {
+  const where = manifestLocation(storage, manifest);
+  if (manifest.manifestVersion < 2 || !manifest.mac) {
+    throw new IntegrityError(
+      `manifest ${where} has no MAC (manifest version ${manifest.manifestVersion}): it was written before Lifeline authenticated manifests, so nothing in it is trusted`,
+      'take a new backup now (lifeline backup --wait); restore this one only by hand after checking it (lifeline decrypt, pg_restore --list), then remove it',
+    );
+  }
+  const naming = namingProblem(manifest, { inRepository: false });
+  if (naming) throw new IntegrityError(`manifest ${where} is not this backup's: ${naming}`, NOT_TRUSTED_HINT);
+  // A wrapped key moved from another backup fails here already (WrongKey: the context names this id).
+  const dataKey = await dataKeyOf(storage, manifest, keys);
+  if (!macMatches(manifest, dataKey)) {
+    throw new IntegrityError(`manifest ${where} fails authentication: its MAC does not match, so it was changed after Lifeline wrote it`, NOT_TRUSTED_HINT);
+  }
+  return dataKey;
+}
+
+const NOT_TRUSTED_HINT =
+  'do not use this backup: restore another one by id (lifeline restore --backup ID), compare it with its copy in a destination (lifeline list --storage NAME), and find out who can write to the repository';
+
+/** Errors that say "this manifest cannot be trusted", as opposed to a key service that is down. */
+export function isDistrust(err: unknown): err is LifelineError {
+  return err instanceof LifelineError && ['IntegrityError', 'WrongKey', 'KeyIdInvalid', 'KeyNotAllowed'].includes(err.code);
+}
