@@ -43,7 +43,7 @@ function validate(input: RestoreWorkflowInput): void {
   }
   if (input.backup !== undefined && input.at !== undefined) throw invalid('give input.backup or input.at, not both');
   if (input.at !== undefined && Number.isNaN(Date.parse(input.at))) throw invalid(`input.at ${JSON.stringify(input.at)} is not an ISO time`);
-  if (input.target !== undefined && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(input.target)) {
+  if (input.target !== undefined && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@|[?&]password=/i.test(input.target)) {
     throw invalid('input.target holds a password; pass the URL without it (the worker reads .pgpass or PGPASSFILE)');
   }
   if (input.approvalTimeout !== undefined && !DURATION.test(input.approvalTimeout)) {
