@@ -88,16 +88,16 @@ export interface KmsConfig {
   keyId?: string;
   endpoint?: string;
   region: string;
-  network?: NetworkTimeouts;
-}
-
-/** S3 and KMS requests: how long to wait for a connection, and for the next byte of an answer. */
-export interface NetworkTimeouts {
   /**
    * KMS keys (ARNs) a backup may name besides those in the configured key's account and region
    * (BACKUP_KMS_ALLOWED_KEYS). Any other key id in a manifest is refused before KMS is asked.
    */
   allowedKeyIds?: string[];
+  network?: NetworkTimeouts;
+}
+
+/** S3 and KMS requests: how long to wait for a connection, and for the next byte of an answer. */
+export interface NetworkTimeouts {
   connectSeconds: number;
   idleSeconds: number;
 }

@@ -186,13 +186,13 @@ export const GlobalSchema = z
     }).optional(),
     kmsEndpoint: s3Endpoint.optional(),
     kmsRegion: z.string().min(1).optional(),
-    keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
-    retentionMinBackups: int(1, 1000),
     // Keys a backup may name besides the configured key's account and region (e.g. another account's key).
     kmsAllowedKeys: z
       .union([z.string().transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean)), z.array(z.string())])
       .pipe(z.array(z.string().regex(KMS_KEY_ARN, { error: 'must be a comma-separated list of KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)' })))
       .optional(),
+    keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
+    retentionMinBackups: int(1, 1000),
     retentionApprovalShare: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number({ error: 'must be a share from 0 to 1, e.g. 0.5' }).min(0, { error: 'must be a share from 0 to 1, e.g. 0.5' }).max(1, { error: 'must be a share from 0 to 1, e.g. 0.5' })),
     retentionSchedule: scheduleSpec,
     drillSchedule: z.enum(['on', 'off'], { error: 'must be on or off' }),
