@@ -74,11 +74,11 @@ export class WrongKeyError extends LifelineError {
 export function rootCauseMessage(err: unknown): string {
   let current = err as { message?: string; cause?: unknown } | undefined;
   while (current?.cause && typeof current.cause === 'object') current = current.cause as typeof current;
-  return current?.message ?? String(err);
+  return redact(current?.message ?? String(err));
 }
 
+/** What an operator is shown of any error (a library's own message may quote a URL with its password). */
 export function errorMessage(err: unknown): string {
   if (err instanceof LifelineError) return err.describe();
-  if (err instanceof Error) return err.message;
-  return String(err);
+  return redact(err instanceof Error ? err.message : String(err));
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, LifelineError } from '../../src/errors';
+import { ConfigError, errorMessage, LifelineError, rootCauseMessage } from '../../src/errors';
 import { looksLikeKey, redact, redactError, registerSecret, urlHoldsPassword } from '../../src/security/redact';
 import { resolveConnection, libpqEnv } from '../../src/postgres/connection';
 import { checkCommandEnv } from '../../src/restore/check-command';
@@ -36,6 +36,11 @@ describe('redact', () => {
     assert.deepEqual(err.details, { url: 'postgres://a:***@h/d' });
     const config = new ConfigError(['DATABASE_URL = "postgresql://app:S3cret@h:x/db": must be a URL']);
     assert.doesNotMatch(config.message + config.problems.join(), /S3cret/);
+  });
+
+  it('is applied to what an operator or a notice is shown of any error', () => {
+    assert.equal(errorMessage(new Error('connect postgresql://u:pw3@h/db')), 'connect postgresql://u:***@h/db');
+    assert.equal(rootCauseMessage(new Error('outer', { cause: new Error('inner password=pw4') })), 'inner password=***');
   });
 
   it('redacts an unexpected error, its stack and its causes in place', () => {
