@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
-import { DumpRecordSchema, parseManifest, type DumpRecord } from '../catalog/manifest';
-import { dataKey, manifestKey, pendingKey, type BackupType } from '../catalog/naming';
+import type { DumpRecord } from '../catalog/manifest';
+import { dataKey, type BackupType } from '../catalog/naming';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { Encryptor } from '../crypto/encryptor';
 import { DEFAULT_CHUNK_BYTES } from '../crypto/format';
@@ -12,6 +12,7 @@ import { pgTool, toolVersion } from '../postgres/binaries';
 import { classifyPgError, connect, resolveConnection } from '../postgres/connection';
 import { startPgDump } from '../postgres/pg-dump';
 import { exportSnapshot, takeInventory } from '../postgres/snapshot';
+import { claimBackupId, recordDump } from './claim';
 import { DumpWatch } from './dump-watch';
 import { localStorageFor } from './repository';
 
@@ -42,31 +43,13 @@ export interface DumpHooks {
  * Returns the record the verification and catalog steps build on; it is also kept beside the
  * object (`.pending.json`) so that a retry after a crash returns it instead of dumping again.
  */
-function idTaken(id: string, owner: string | undefined): LifelineError {
-  return new LifelineError('ObjectExists', `backup id ${id} is already taken by ${owner ?? 'another run'}`, {
-    hint: 'two backups of one database started in the same second; run the backup again',
-  });
-}
-
 export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfig, request: DumpRequest, hooks: DumpHooks = {}): Promise<DumpRecord> {
   const storage = localStorageFor(db);
   const { backupId: id } = request;
 
-  const previous = await storage.get(pendingKey(db.name, id));
-  if (previous) {
-    const record = DumpRecordSchema.parse(JSON.parse(previous.toString('utf8')));
-    if (record.workflow?.workflowId === request.workflow?.workflowId && (await storage.stat(record.object.key))) return record;
-    throw idTaken(id, record.workflow?.workflowId);
-  }
-  const catalogued = await storage.get(manifestKey(db.name, id));
-  if (catalogued) {
-    // A retry of a step that had already finished (its worker died before reporting it).
-    const manifest = parseManifest(catalogued.toString('utf8'), storage.describe(manifestKey(db.name, id)));
-    if (request.workflow && manifest.workflow?.workflowId === request.workflow.workflowId) return DumpRecordSchema.parse(manifest);
-    throw idTaken(id, manifest.workflow?.workflowId);
-  }
-  // Temporary objects of earlier attempts of this backup (a crashed worker leaves them).
-  await storage.removeIncomplete(`${db.name}/${id}`);
+  // A finished attempt's record, or the id claimed for this run (leftovers of its attempts removed).
+  const done = await claimBackupId(storage, db.name, id, request.workflow);
+  if (done) return done;
 
   const conn = resolveConnection(db);
   const keys = keyProviderFor(config);
@@ -141,7 +124,7 @@ export async function dumpToRepository(config: LifelineConfig, db: DatabaseConfi
       ...(Object.keys(inventory.checksums).length && { checksums: inventory.checksums }),
       workflow: request.workflow,
     };
-    await storage.putIfAbsent(pendingKey(db.name, id), Buffer.from(JSON.stringify(record, null, 2)));
+    await recordDump(storage, record);
     return record;
   } catch (err) {
     await writer.abort();

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { constants, createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { LifelineError } from '../errors';
-import type { BackupStorage, ByteRange, StorageWriter, StoredObject } from './storage';
+import { classifyWriteError, type BackupStorage, type ByteRange, type StorageWriter, type StoredObject } from './storage';
 
 const PARTIAL_SUFFIX = '.partial';
 
@@ -40,6 +40,8 @@ export class LocalStorage implements BackupStorage {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       await fs.access(dir, constants.W_OK);
     } catch (err) {
+      const full = classifyWriteError(err, dir);
+      if (full !== err) throw full;
       throw new LifelineError('RepositoryNotWritable', `backup directory ${dir} is not writable: ${(err as Error).message}`, {
         hint: 'set BACKUP_DIR to a folder the worker can write, or fix its permissions',
         cause: err,
@@ -51,28 +53,32 @@ export class LocalStorage implements BackupStorage {
     const final = this.file(key);
     await this.ensureDir(path.dirname(final));
     const temp = tempFileFor(final);
-    const stream = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
+    const stream = new FileSink(await fs.open(temp, 'wx', 0o600).catch((err) => Promise.reject(classifyWriteError(err, final))), final);
     let settled = false;
     return {
       stream,
       publish: async () => {
         if (!stream.writableFinished) await finished(stream);
-        const handle = await fs.open(temp, 'r');
         try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        // link() fails when the target exists, unlike rename(): publishing never replaces a backup.
-        try {
-          await fs.link(temp, final);
+          const handle = await fs.open(temp, 'r');
+          try {
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+          // link() fails when the target exists, unlike rename(): publishing never replaces a backup.
+          try {
+            await fs.link(temp, final);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(final);
+            throw err;
+          } finally {
+            await fs.rm(temp, { force: true });
+          }
+          await syncDir(path.dirname(final));
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(final);
-          throw err;
-        } finally {
-          await fs.rm(temp, { force: true });
+          throw classifyWriteError(err, final);
         }
-        await syncDir(path.dirname(final));
         settled = true;
       },
       abort: async () => {
@@ -100,10 +106,12 @@ export class LocalStorage implements BackupStorage {
     try {
       await fs.writeFile(temp, body, { mode: 0o600, flag: 'wx', flush: true });
       await fs.rename(temp, final);
+      await syncDir(path.dirname(final));
+    } catch (err) {
+      throw classifyWriteError(err, final);
     } finally {
       await fs.rm(temp, { force: true });
     }
-    await syncDir(path.dirname(final));
   }
 
   async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
@@ -187,6 +195,31 @@ export class LocalStorage implements BackupStorage {
       }
     }
     return removed;
+  }
+}
+
+/**
+ * The bytes of a temporary object, written to its open file. Its own sink rather than
+ * fs.WriteStream, so that a full disk fails with RepositoryFull naming the object.
+ */
+class FileSink extends Writable {
+  constructor(
+    private readonly handle: fs.FileHandle,
+    private readonly where: string,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.writeAll(chunk).then(() => callback(), (err) => callback(classifyWriteError(err, this.where) as Error));
+  }
+
+  private async writeAll(chunk: Buffer): Promise<void> {
+    for (let offset = 0; offset < chunk.length; ) offset += (await this.handle.write(chunk, offset)).bytesWritten;
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.handle.close().then(() => callback(err), () => callback(err));
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { LifelineError } from '../errors';
 
 /**
  * Where backups live. Keys are slash-separated relative paths such as
@@ -48,4 +49,22 @@ export interface BackupStorage {
   removeIncomplete(prefix: string): Promise<string[]>;
   /** Where a key is, for messages and manifests. */
   describe(key: string): string;
+}
+
+/** Errors of a filesystem that has no room left: no space, or the owner's quota is used up. */
+const NO_ROOM = ['ENOSPC', 'EDQUOT'];
+
+/**
+ * A write that failed for want of room becomes `RepositoryFull` naming where it was writing;
+ * retryable, so the step succeeds once space is freed. Any other error is returned unchanged.
+ */
+export function classifyWriteError(err: unknown, where: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!code || !NO_ROOM.includes(code)) return err;
+  const why = code === 'EDQUOT' ? 'the disk quota is used up' : 'the filesystem is full';
+  return new LifelineError('RepositoryFull', `cannot write ${where}: ${why} (${code})`, {
+    retryable: true,
+    hint: `free space on the filesystem that holds ${where} (old backups: lifeline cleanup) or raise its quota; the step is retried`,
+    cause: err,
+  });
 }
