@@ -53,8 +53,8 @@ export const restoreCommand: Command = {
     // Workflow input is stored in Temporal for good: a password must be refused before anything starts.
     if (typeof values.target === 'string' && urlHoldsPassword(values.target)) {
       throw new UsageError(
-        '--target: the URL holds a password (not shown; nothing was started)',
-        'pass the URL without password (no user:password@, no ?password=); the worker reads it from its .pgpass or PGPASSFILE',
+        '--target: the URL holds a password (not shown; nothing was started). Pass the URL without it, neither as user:password@ nor as a ' +
+          'password parameter: the worker reads the password from its .pgpass or PGPASSFILE',
       );
     }
     const chosen = [values.latest, values.backup, values.at].filter((v) => v !== undefined && v !== false).length;
