@@ -106,6 +106,22 @@ export interface Decision {
   reason?: string;
 }
 
+/** A decision as the workflow received it; one that did not count says why and changed nothing. */
+export interface DecisionRecord {
+  decision: 'approve' | 'cancel';
+  /** As given (at most 100 characters); empty when no name was given. */
+  by: string;
+  reason?: string;
+  /** Workflow time of arrival. */
+  at: string;
+  via: 'signal' | 'update';
+  /** The workflow's state when it arrived. */
+  state: string;
+  counted: boolean;
+  /** Why it did not count. */
+  refused?: string;
+}
+
 export interface RestorePlan {
   backupId: string;
   backupType: string;
@@ -124,6 +140,10 @@ export interface RestorePlan {
     sizeBytes?: number;
     production: boolean;
     allowForceRestore: boolean;
+    /** An approval must come from someone other than the requester (absent in plans from before it existed). */
+    fourEyes?: boolean;
+    /** Why `--force` may not replace this target, and what would allow it. */
+    forceRefusal?: string;
   };
   /** What will happen, in one sentence for the approver. */
   summary: string;
@@ -132,6 +152,8 @@ export interface RestorePlan {
   estimatedSeconds: number;
   /** The backup was read back (checksum, decryption, archive listing) while planning. */
   backupVerified: boolean;
+  /** Every decision received so far, counted or not (added by the `plan` query). */
+  decisions?: DecisionRecord[];
 }
 
 export interface RestoreWorkflowResult {
@@ -152,6 +174,8 @@ export interface RestoreVerification {
 
 export const planQuery = defineQuery<RestorePlan | undefined>('plan');
 export const restoreStateQuery = defineQuery<RestoreStateValue>('state');
+/** Restores and cleanups: every decision received, counted or refused. */
+export const decisionsQuery = defineQuery<DecisionRecord[]>('decisions');
 export const approveSignal = defineSignal<[Decision]>('approve');
 export const cancelSignal = defineSignal<[Decision]>('cancel');
 export const approveUpdate = defineUpdate<string, [Decision]>('approveRestore');

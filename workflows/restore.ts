@@ -23,7 +23,7 @@ import {
   type RestoreWorkflowInput,
   type RestoreWorkflowResult,
 } from './definitions';
-import { approvalGate } from './approval';
+import { approvalGate, handlersFinished, refusedDecisionEvent } from './approval';
 import { invalid, long, quick, rootMessage } from './steps';
 
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)$/;
@@ -51,6 +51,29 @@ function validate(input: RestoreWorkflowInput): void {
   }
 }
 
+/** How far a restore got: what a failure notice must say about the target. */
+type Reached = 'untouched' | 'restoring' | 'swapping' | 'replaced' | 'writing tables' | 'tables replaced';
+
+/** The target's state after a failure, worded from the step the restore reached. */
+function whatHappenedTo(label: string, reached: Reached, kept: { snapshotId?: string; previousDatabase?: string }): string {
+  const undo = kept.snapshotId ? ` The pre-restore snapshot ${kept.snapshotId} holds the database as it was before the restore.` : '';
+  switch (reached) {
+    case 'untouched':
+    case 'restoring':
+      return `The target ${label} was not changed.`;
+    case 'swapping':
+      return `The swap into ${label} did not complete: check the server, ${label} may be the restored copy or missing` +
+        `${kept.previousDatabase ? `, and the database it held may now be named ${kept.previousDatabase}` : ''}.${undo}`;
+    case 'replaced':
+      return `The target ${label} WAS replaced by the restored copy before the failure` +
+        `${kept.previousDatabase ? `; the database it held is kept as ${kept.previousDatabase}` : ''}.${undo}`;
+    case 'writing tables':
+      return `The table restore did not complete: it runs in one transaction, so the tables in ${label} are as they were.`;
+    case 'tables replaced':
+      return `The tables in ${label} WERE replaced (committed) before the failure.${undo}`;
+  }
+}
+
 /**
  * A restore, as the runbook asks: pick and read back the backup, show the plan, wait for a person
  * (or a forced request where the target allows it), snapshot the target, restore beside it, verify,
@@ -58,6 +81,14 @@ function validate(input: RestoreWorkflowInput): void {
  * request changes nothing.
  */
 export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<RestoreWorkflowResult> {
+  try {
+    return await restore(input);
+  } finally {
+    await handlersFinished();
+  }
+}
+
+async function restore(input: RestoreWorkflowInput): Promise<RestoreWorkflowResult> {
   validate(input);
   const requestedAt = Date.now();
   let state: RestoreStateValue = 'PLANNING';
@@ -69,17 +100,25 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
       { key: BackupDatabase, value: input.database },
     ]);
   };
-  setHandler(planQuery, () => plan);
+  setHandler(planQuery, () => plan && { ...plan, decisions: gate.decisions() });
   setHandler(restoreStateQuery, () => state);
-  const gate = approvalGate('restore', () => {
-    if (state === 'PLANNING') return 'the plan is not ready yet: query `plan`, then decide';
-    if (state !== 'WAITING_APPROVAL') return `this restore is ${state}; there is nothing to decide`;
-    return undefined;
+  const gate = approvalGate('restore', {
+    notReady: () => {
+      if (state === 'PLANNING') return 'the plan is not ready yet: a decision counts only once the plan is shown (state WAITING_APPROVAL); query `plan`, then decide';
+      if (state !== 'WAITING_APPROVAL') return `this restore is ${state}; there is nothing to decide`;
+      return undefined;
+    },
+    state: () => state,
+    fourEyesRequester: () => ((plan?.target.fourEyes ?? plan?.target.production) ? input.requestedBy : undefined),
+    onRefused: (record, n) => quick.audit(`decision-refused-${n}`, refusedDecisionEvent('restore', record, { database: input.database, backupId: plan?.backupId })),
   });
   setState('PLANNING');
 
   const target = input.target ?? input.database;
   let scratch: string | undefined;
+  let reached: Reached = 'untouched';
+  let snapshotId: string | undefined;
+  let previousDatabase: string | undefined;
   try {
     plan = await long.planRestore(input);
     const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target, storage: input.storage };
@@ -88,7 +127,7 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
     if (input.force) {
       if (!plan.target.allowForceRestore) {
         throw ApplicationFailure.nonRetryable(
-          `force refused: target ${plan.target.name} ${plan.target.production ? 'is marked production' : 'does not allow forced restores'} (allowForceRestore is false); ask for an approval instead`,
+          `force refused: ${plan.target.forceRefusal ?? `target ${plan.target.name} ${plan.target.production ? 'is marked production' : 'does not allow forced restores'} (allowForceRestore is false); ask for an approval instead`}`,
           'ForceRefused',
         );
       }
@@ -119,9 +158,9 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
 
     const approvedAt = Date.now();
     setState('RESTORING');
-    const snapshotId = plan.snapshotFirst ? await long.snapshotTarget(target, backupId(plan.target.name, new Date(approvedAt), 'pre-restore')) : undefined;
+    reached = 'restoring';
+    snapshotId = plan.snapshotFirst ? await long.snapshotTarget(target, backupId(plan.target.name, new Date(approvedAt), 'pre-restore')) : undefined;
     let verification: RestoreVerification;
-    let previousDatabase: string | undefined;
     const schemaOnly = plan.mode === 'schema-only';
     if (plan.mode === 'full' || schemaOnly) {
       scratch = `${plan.target.name.slice(0, 40)}_restore_${timestamp(new Date(approvedAt))}`;
@@ -129,11 +168,15 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
       setState('VERIFYING');
       verification = await long.verifyRestored(ref, scratch, plan.tables, schemaOnly);
       previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${timestamp(new Date(approvedAt))}`;
+      reached = 'swapping';
       const swapped = await quick.swapIn(target, scratch, previousDatabase);
+      reached = 'replaced';
       scratch = undefined;
       if (!swapped.previousKept) previousDatabase = undefined;
     } else {
+      reached = 'writing tables';
       await long.restoreTables(ref, plan.tables);
+      reached = 'tables replaced';
       setState('VERIFYING');
       verification = await long.verifyRestored(ref, undefined, plan.tables, false);
     }
@@ -164,14 +207,15 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
     setState(isCancellation(err) ? 'CANCELLED' : 'FAILED');
     await CancellationScope.nonCancellable(async () => {
       if (scratch) await quick.dropScratch(target, scratch).catch(() => undefined);
+      const label = plan?.target.label ?? target;
       await quick
         .notify({
           severity: 'critical',
           event: 'restore.failed',
           database: input.database,
           backupId: plan?.backupId,
-          title: `Restore of ${plan?.target.label ?? target} FAILED`,
-          text: `${rootMessage(err)}\nThe target was not replaced. Workflow ${workflowInfo().workflowId}.`,
+          title: `Restore of ${label} ${isCancellation(err) ? 'CANCELLED' : 'FAILED'}`,
+          text: `${rootMessage(err)}\n${whatHappenedTo(label, reached, { snapshotId, previousDatabase })} Workflow ${workflowInfo().workflowId}.`,
         })
         .catch(() => undefined);
     });

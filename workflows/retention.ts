@@ -1,7 +1,7 @@
 import type { Duration } from '@temporalio/common';
 import { setHandler, workflowInfo } from '@temporalio/workflow';
 import type { TargetPlan } from '../src/retention/apply';
-import { approvalGate } from './approval';
+import { approvalGate, handlersFinished, refusedDecisionEvent } from './approval';
 import {
   retentionPlanQuery,
   retentionStateQuery,
@@ -19,6 +19,14 @@ import { invalid, long, quick } from './steps';
  * the one carried out.
  */
 export async function retentionWorkflow(input: RetentionWorkflowInput = {}): Promise<RetentionWorkflowResult> {
+  try {
+    return await retention(input);
+  } finally {
+    await handlersFinished();
+  }
+}
+
+async function retention(input: RetentionWorkflowInput): Promise<RetentionWorkflowResult> {
   if (input.olderThanDays !== undefined && !(Number.isInteger(input.olderThanDays) && input.olderThanDays >= 0)) {
     throw invalid(`input.olderThanDays ${JSON.stringify(input.olderThanDays)} is not a whole number of days`);
   }
@@ -26,7 +34,14 @@ export async function retentionWorkflow(input: RetentionWorkflowInput = {}): Pro
   let plans: TargetPlan[] | undefined;
   setHandler(retentionPlanQuery, () => plans);
   setHandler(retentionStateQuery, () => state);
-  const gate = approvalGate('cleanup', () => (state === 'WAITING_APPROVAL' ? undefined : `this cleanup is ${state}; there is nothing to decide`));
+  // A scheduled cleanup has no requester: anyone named may decide. A person's own cleanup needs someone else's approval.
+  const requester = input.requestedBy && input.requestedBy !== 'schedule' ? input.requestedBy : undefined;
+  const gate = approvalGate('cleanup', {
+    notReady: () => (state === 'WAITING_APPROVAL' ? undefined : `this cleanup is ${state}; there is nothing to decide`),
+    state: () => state,
+    fourEyesRequester: () => requester,
+    onRefused: (record, n) => quick.audit(`decision-refused-${n}`, refusedDecisionEvent('cleanup', record)),
+  });
 
   const inUse = await quick.backupsInUse();
   const planned: TargetPlan[] = [];

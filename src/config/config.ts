@@ -20,7 +20,10 @@ export interface DatabaseConfig {
   retention: RetentionPolicy & { approvalShare: number };
   backupDir: string;
   production: boolean;
+  /** `--force` (no approval) may replace this database. */
   allowForceRestore: boolean;
+  /** An approval of a restore here must come from someone other than the requester. */
+  fourEyes: boolean;
   restoreChecks: RestoreChecks;
 }
 
@@ -67,6 +70,8 @@ export interface LifelineConfig {
   parallelJobs: number;
   /** How long a stopping worker lets running steps finish before cancelling them. */
   shutdownGraceSeconds: number;
+  /** `--force` to a URL target that names no configured database (BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS). */
+  restore: { allowForceToUrlTargets: boolean };
   /** When a waiting step gives up, instead of hanging until the 12 h activity timeout. */
   timeouts: StepTimeouts;
   notifications: {

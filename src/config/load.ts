@@ -25,6 +25,7 @@ const SETTINGS = [
   ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
   ['databaseUrl', 'DATABASE_URL', undefined],
   ['shutdownGraceSeconds', 'LIFELINE_SHUTDOWN_GRACE_SECONDS', '30'],
+  ['allowForceRestoreToUrlTargets', 'BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS', 'false'],
   ['stallTimeout', 'BACKUP_STALL_TIMEOUT', '10m'],
   ['lockWaitTimeout', 'BACKUP_LOCK_WAIT_TIMEOUT', '2m'],
   ['connectTimeout', 'BACKUP_CONNECT_TIMEOUT', '10s'],
@@ -167,8 +168,10 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       retention: retentionPolicy(c, c.retentionDays, undefined),
       drill: drillConfig(undefined),
       backupDir: resolve(c.backupDir),
-      production: false,
-      allowForceRestore: true,
+      // The runbook's production database: list it in lifeline.config.yaml (urlEnv: DATABASE_URL) to say otherwise.
+      production: true,
+      allowForceRestore: false,
+      fourEyes: true,
       restoreChecks: {},
     });
   } else if (entries.length === 0 && options.requireDatabases !== false) {
@@ -205,7 +208,8 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       drill: drillConfig(d.drill),
       backupDir: resolve(d.backupDir ?? c.backupDir),
       production: d.production,
-      allowForceRestore: d.allowForceRestore ?? !d.production,
+      allowForceRestore: d.allowForceRestore ?? false,
+      fourEyes: d.fourEyes ?? d.production,
       restoreChecks: d.restoreChecks ?? {},
     });
   });
@@ -241,6 +245,7 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
     compression: { algorithm: c.compression, level: c.compressionLevel },
     parallelJobs: c.parallelJobs,
     shutdownGraceSeconds: c.shutdownGraceSeconds,
+    restore: { allowForceToUrlTargets: c.allowForceRestoreToUrlTargets },
     timeouts: { stallSeconds: c.stallTimeout, lockWaitSeconds: c.lockWaitTimeout, network },
     notifications: {
       webhookUrl: c.webhookUrl,

@@ -96,11 +96,12 @@ export const DatabaseEntrySchema = z.strictObject({
     })
     .optional(),
   backupDir: z.string().min(1).optional(),
-  production: bool.default(false),
+  // A database is production unless it says otherwise; forced restores are opt-in.
+  production: bool.default(true),
   allowForceRestore: bool.optional(),
-  /** Checks after a restore, beyond row counts: SQL that must return true, a command, a health URL. */
   /** Approvals of a restore here must come from someone other than the requester (default: production). */
   fourEyes: bool.optional(),
+  /** Checks after a restore, beyond row counts: SQL that must return true, a command, a health URL. */
   restoreChecks: z
     .strictObject({
       sql: z.array(z.string().min(1)).optional(),
@@ -156,6 +157,7 @@ export const GlobalSchema = z
     compressionLevel: int(1, 19).optional(),
     parallelJobs: int(1, 64),
     shutdownGraceSeconds: int(0, 86400),
+    allowForceRestoreToUrlTargets: bool,
     stallTimeout: duration(5, 86400),
     lockWaitTimeout: duration(1, 86400),
     connectTimeout: duration(1, 3600),

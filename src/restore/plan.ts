@@ -8,6 +8,8 @@ import { LifelineError } from '../errors';
 import { databaseExists, databaseOf, databaseSize, withServer } from '../postgres/admin';
 import { resolveConnection } from '../postgres/connection';
 import type { RestorePlan, RestoreWorkflowInput } from '../../workflows/definitions';
+import { tableDataOf } from '../postgres/pg-restore-list';
+import { backupTables } from './backup-tables';
 import { selectBackup } from './select-backup';
 import { resolveTarget } from './target';
 
@@ -19,7 +21,9 @@ export function resolveTables(manifest: Manifest, requested: string[]): string[]
   const holds = manifest.tables.filter((t) => t.kind === 'table');
   const problems: string[] = [];
   const resolved = requested.map((name) => {
-    const matches = holds.filter((t) => (name.includes('.') ? qualifiedName(t) === name : t.name === name));
+    // The whole schema.table first, then the bare table name: either may hold dots.
+    const exact = holds.filter((t) => qualifiedName(t) === name);
+    const matches = exact.length ? exact : holds.filter((t) => t.name === name);
     if (matches.length === 1) return qualifiedName(matches[0]!);
     const parent = manifest.tables.find((t) => t.kind === 'partitioned' && (qualifiedName(t) === name || t.name === name));
     problems.push(
@@ -66,7 +70,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
     mode === 'tables'
       ? resolveTables(manifest, input.tables ?? [])
       : manifest.tables.filter((t) => t.kind === 'table').map(qualifiedName);
-  const missing = needsData ? tables.filter((t) => !toc.tableDataLines[t]) : [];
+  const missing = needsData ? backupTables(manifest, tables).filter((t) => !tableDataOf(toc, t)).map(qualifiedName) : [];
   if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
 
   const target = resolveTarget(config, input.target ?? source.name);

@@ -1,9 +1,10 @@
-import { qualifiedName, splitQualifiedName, type Manifest } from '../catalog/manifest';
+import { qualifiedName, type Manifest } from '../catalog/manifest';
 import type { RestoreChecks } from '../config/config';
 import { IntegrityError } from '../errors';
 import { countRows } from '../postgres/snapshot';
 import { withConnection, type ResolvedConnection } from '../postgres/connection';
 import type { RestoreVerification } from '../../workflows/definitions';
+import { backupTables } from './backup-tables';
 import { runCheckCommand } from './check-command';
 import { redact } from '../security/redact';
 
@@ -18,13 +19,12 @@ export async function verifyRestored(
   tables: string[],
   options: { schemaOnly: boolean; checks: RestoreChecks; signal?: AbortSignal },
 ): Promise<RestoreVerification> {
-  const recorded = new Map(manifest.tables.map((t) => [qualifiedName(t), t.rows]));
   const result: RestoreVerification = { tables: [], checks: [] };
   await withConnection(conn, async (client) => {
     await client.query('SELECT 1');
-    for (const table of tables) {
-      const expected = options.schemaOnly ? 0 : (recorded.get(table) ?? 0);
-      result.tables.push({ table, expected, actual: await countRows(client, { ...splitQualifiedName(table), kind: 'table' }) });
+    for (const table of backupTables(manifest, tables)) {
+      const expected = options.schemaOnly ? 0 : table.rows;
+      result.tables.push({ table: qualifiedName(table), expected, actual: await countRows(client, table) });
     }
     for (const sql of options.checks.sql ?? []) {
       try {

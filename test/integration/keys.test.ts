@@ -92,7 +92,7 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
     const source = await seededDatabase(servers, 'ks_source');
     await servers.cluster.sql('ALTER ROLE ks_source_owner CREATEDB');
     await servers.cluster.sql('GRANT pg_signal_backend TO ks_source_owner');
-    setup = await testConfig(servers, 'keys', [{ name: 'ks_source', url: source.url }], {
+    setup = await testConfig(servers, 'keys', [{ name: 'ks_source', url: source.url, production: false, allowForceRestore: true }], {
       destinations: [await s3Destination(servers.s3, 'offsite', 'ks-offsite')],
       env: { BACKUP_KMS_ENDPOINT: servers.kms.endpoint, BACKUP_KMS_REGION: servers.kms.region },
     });

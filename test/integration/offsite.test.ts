@@ -66,7 +66,7 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
     const source = await seededDatabase(servers, 'os_source');
     await servers.cluster.sql('ALTER ROLE os_source_owner CREATEDB');
     await servers.cluster.sql('GRANT pg_signal_backend TO os_source_owner');
-    setup = await testConfig(servers, 'offsite', [{ name: 'os_source', url: source.url }], {
+    setup = await testConfig(servers, 'offsite', [{ name: 'os_source', url: source.url, production: false, allowForceRestore: true }], {
       destinations: [
         await s3Destination(servers.s3, 'offsite', 'os-offsite', { prefix: 'moneyflow' }),
         // The archive tier: another bucket, another storage class, objects under a retention lock.

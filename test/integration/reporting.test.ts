@@ -49,7 +49,8 @@ describe('status, stats, the monthly report and the audit check', () => {
     const bad = new URL(source.url);
     bad.password = 'wrong';
     setup = await testConfig(servers, 'reporting', [
-      { name: 'rp_source', url: source.url },
+      // Forced restores are opt-in: a test database that allows them.
+      { name: 'rp_source', url: source.url, production: false, allowForceRestore: true },
       { name: 'rp_broken', url: bad.toString() },
     ]);
     client = await testClient(servers);

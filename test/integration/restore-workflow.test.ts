@@ -24,7 +24,7 @@ import {
   type RestoreWorkflowInput,
   type RestoreWorkflowResult,
 } from '../../workflows/definitions';
-import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
+import { auditLogOf } from '../../src/audit/audit-log';
 import { contentOf, schemaOf } from '../harness/compare';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
@@ -73,6 +73,9 @@ describe('restoreWorkflow: approval, full and table restores', () => {
       {
         name: 'rs_source',
         url: source.url,
+        // Forced restores are opt-in: a test database that allows them.
+        production: false,
+        allowForceRestore: true,
         restoreChecks: {
           sql: ['SELECT count(*) > 0 FROM public.users'],
           // Stands in for `npm run test:critical-paths`: it gets the restored database's URL.
@@ -80,7 +83,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
         },
       },
       { name: 'rs_prod', url: prod.url, production: true },
-    ]);
+    ], { env: { BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS: 'true' } }); // the undo restores into a new URL target
     // URL targets get their password the libpq way.
     const pgpass = path.join(setup.dir, 'pgpass');
     writeFileSync(pgpass, `127.0.0.1:${servers.cluster.port}:*:rs_source_owner:${source.password}\n`, { mode: 0o600 });
@@ -155,7 +158,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
 
   it('refuses force on a production target, and runs a forced restore at once where allowed', async () => {
     const refused = await startRestore({ target: 'rs_prod', force: true });
-    await assert.rejects(refused.result(), (err: Error) => /force refused: target rs_prod is marked production/.test(String((err.cause as Error)?.message)));
+    await assert.rejects(refused.result(), (err: Error) => /force refused: target rs_prod is a production database that does not allow forced restores/.test(String((err.cause as Error)?.message)));
     assert.equal(await refused.query(restoreStateQuery), 'FAILED');
 
     await query(admin(), `UPDATE public.users SET full_name = 'forced?' WHERE id = 1`);
@@ -178,7 +181,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     assert.deepEqual(await contentOf(admin()), atBackup);
     assert.ok(result.rto && result.rto.met && result.rto.approvalToVerifiedMs > 0);
     // The audit trail: who asked, who approved, what was restored, chained and intact.
-    const audit = new AuditLog(auditLogFile(setup.config.backupDir));
+    const audit = auditLogOf(setup.config);
     const mine = (await audit.entries()).filter((e) => e.details?.workflowId === handle.workflowId);
     assert.deepEqual(mine.map((e) => [e.action, e.actor, e.backupId]), [
       ['restore.request', 'test', first.backupId],

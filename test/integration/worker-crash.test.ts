@@ -60,7 +60,7 @@ function suiteWithWorkerProcesses(database: string, label: string, env: Record<s
     ctx.servers = await testServers();
     const source = await seededDatabase(ctx.servers, database);
     await ctx.servers.cluster.sql(`GRANT SET ON PARAMETER session_replication_role TO ${database}_owner`);
-    ctx.setup = await testConfig(ctx.servers, label, [{ name: database, url: source.url }]);
+    ctx.setup = await testConfig(ctx.servers, label, [{ name: database, url: source.url, production: false, allowForceRestore: true }]);
     Object.assign(ctx.setup.env, env);
     ctx.client = new Client({ connection: await connectTemporal(ctx.servers.temporalAddress) });
   });
