@@ -63,7 +63,7 @@ export async function checkInPlace(conn: ResolvedConnection, checks: RestoreChec
   if (checks.healthUrl) {
     const response = await fetch(checks.healthUrl, { signal: AbortSignal.timeout(30_000) }).catch((err: Error) => err);
     const ok = !(response instanceof Error) && response.ok;
-    out.push({ name: `health: ${checks.healthUrl}`, ok, detail: response instanceof Error ? response.message : `HTTP ${response.status}` });
+    out.push({ name: redact(`health: ${checks.healthUrl}`), ok, detail: response instanceof Error ? redact(response.message) : `HTTP ${response.status}` });
   }
   return out;
 }
