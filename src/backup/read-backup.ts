@@ -2,6 +2,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { DumpRecord, Manifest } from '../catalog/manifest';
 import { authenticateManifest } from '../catalog/authenticate';
 import { Decryptor } from '../crypto/decryptor';
+import { IntegrityError } from '../errors';
 import { currentWrapping } from '../catalog/key-envelope';
 import type { Keyring } from '../crypto/keys';
 import { createDecompressor } from '../pipeline/compression';
@@ -30,4 +31,17 @@ export async function openBackup(storage: BackupStorage, record: DumpRecord | Ma
     stored,
     raw,
   };
+}
+
+/**
+ * Once the chain has been read to its end: the stored bytes and the plain archive are exactly the
+ * ones the manifest recorded. Every chunk authenticating is not enough (a chunk may be missing).
+ */
+export function checkWhole(chain: BackupReadChain, record: DumpRecord, where: string): void {
+  if (chain.stored.sha256() !== record.sha256 || chain.stored.bytes !== record.sizes.storedBytes) {
+    throw new IntegrityError(`${where}: stored object differs from what was written (SHA-256 ${chain.stored.sha256()}, expected ${record.sha256})`);
+  }
+  if (chain.raw.sha256() !== record.rawSha256 || chain.raw.bytes !== record.sizes.rawBytes) {
+    throw new IntegrityError(`${where}: decrypted archive differs from what pg_dump produced`);
+  }
 }

@@ -2,9 +2,9 @@ import { pipeline } from 'node:stream/promises';
 import { qualifiedName, type DumpRecord, type Verification } from '../catalog/manifest';
 import type { Keyring } from '../crypto/keys';
 import { IntegrityError } from '../errors';
-import { pgRestoreListSink, type TocSummary } from '../postgres/pg-restore-list';
+import { pgRestoreListSink, tableDataOf, type TocSummary } from '../postgres/pg-restore-list';
 import type { BackupStorage } from '../storage/storage';
-import { openBackup } from './read-backup';
+import { checkWhole, openBackup } from './read-backup';
 
 export interface VerifyHooks {
   onProgress?: (bytesRead: number) => void;
@@ -37,15 +37,9 @@ export async function verifyBackup(
     clearInterval(ticker);
   }
   const toc = await list.toc;
-  if (chain.stored.sha256() !== record.sha256 || chain.stored.bytes !== record.sizes.storedBytes) {
-    throw new IntegrityError(`${where}: stored object differs from what was written (SHA-256 ${chain.stored.sha256()}, expected ${record.sha256})`);
-  }
-  if (chain.raw.sha256() !== record.rawSha256 || chain.raw.bytes !== record.sizes.rawBytes) {
-    throw new IntegrityError(`${where}: decrypted archive differs from what pg_dump produced`);
-  }
+  checkWhole(chain, record, where);
   if (record.type === 'full' || record.type === 'data-only') {
-    const inToc = new Set(toc.tablesWithData);
-    const missing = record.tables.filter((t) => t.kind === 'table' && !inToc.has(qualifiedName(t)));
+    const missing = record.tables.filter((t) => t.kind === 'table' && !tableDataOf(toc, t));
     if (missing.length) {
       throw new IntegrityError(`${where}: archive has no data for ${missing.map(qualifiedName).join(', ')}`);
     }

@@ -17,6 +17,8 @@ export const TableCountSchema = z.object({
   /** 'table' holds rows itself; 'partitioned' is the parent of partitions, counted through them. */
   kind: z.enum(['table', 'partitioned']),
   rows: z.number().int().nonnegative(),
+  /** pg_class OID at dump time: finds the table's TABLE DATA entry in the archive (absent in older manifests). */
+  oid: z.number().int().positive().optional(),
 });
 export type TableCount = z.infer<typeof TableCountSchema>;
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import type { DatabaseConfig } from '../config/config';
 import { LifelineError } from '../errors';
 import { redact, registerSecret } from '../security/redact';
@@ -96,12 +97,20 @@ export function classifyPgError(err: unknown, label: string): LifelineError {
   return new LifelineError('PgError', `${label}: ${text}`, { retryable: true, cause: err });
 }
 
+/**
+ * node-postgres settings for a URL. Its own parser decodes the database name with decodeURI, which
+ * leaves %24 ($), %23 (#), %3B (;) and the like encoded: the name is decoded here in full.
+ */
+export function pgClientConfig(url: string): pg.ClientConfig {
+  return { ...parseIntoClientConfig(url), database: decodeURIComponent(new URL(url).pathname.slice(1)) };
+}
+
 export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
   // node-postgres lets a connection string override an explicit password, so the password goes
   // back into the URL here, in this process's memory only.
   const url = new URL(conn.safeUrl);
   if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
-  const client = new pg.Client({ connectionString: url.toString(), application_name: 'lifeline' });
+  const client = new pg.Client({ ...pgClientConfig(url.toString()), application_name: 'lifeline' });
   try {
     await client.connect();
   } catch (err) {

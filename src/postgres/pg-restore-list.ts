@@ -3,25 +3,47 @@ import { IntegrityError } from '../errors';
 import { processInput, spawnChild } from '../pipeline/child-process';
 import { pgTool } from './binaries';
 
+/** One TABLE DATA entry of an archive: what selects it (`pg_restore -L`) and what it belongs to. */
+export interface TableDataEntry {
+  dumpId: number;
+  /** The table's OID in the source database when it was dumped (the manifest records the same). */
+  oid: number;
+  /** The rest of the listing line ("schema name owner", newlines made spaces): only for manifests that predate OIDs. */
+  described: string;
+}
+
 export interface TocSummary {
   entries: number;
   tableDataEntries: number;
-  /** "schema.table" of every TABLE DATA entry. */
-  tablesWithData: string[];
-  /** The TABLE DATA lines themselves, by "schema.table": a `pg_restore -L` list selects them. */
-  tableDataLines: Record<string, string>;
+  tableData: TableDataEntry[];
 }
 
+/**
+ * Reads the numbers at the start of each `pg_restore --list` line ("3351; 0 16390 TABLE DATA public
+ * accounts owner"), never the names after them: a name may hold spaces, and pg_restore prints its
+ * newlines as spaces, so a line cannot be forged by a name. Catalog id 0 marks a TABLE DATA entry
+ * (a TABLE entry in a schema named DATA has pg_class's OID there).
+ */
 export function parseToc(listing: string): TocSummary {
   const lines = listing.split('\n').filter((l) => l.trim() && !l.startsWith(';'));
-  const tableDataLines: Record<string, string> = {};
+  const tableData: TableDataEntry[] = [];
   for (const line of lines) {
-    // "3351; 0 16390 TABLE DATA public accounts owner"
-    const m = /^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) /.exec(line);
-    if (m) tableDataLines[`${m[1]}.${m[2]}`] = line;
+    const m = /^(\d+); 0 (\d+) TABLE DATA (.*)$/.exec(line);
+    if (m) tableData.push({ dumpId: Number(m[1]), oid: Number(m[2]), described: m[3]! });
   }
-  const tablesWithData = Object.keys(tableDataLines);
-  return { entries: lines.length, tableDataEntries: tablesWithData.length, tablesWithData, tableDataLines };
+  return { entries: lines.length, tableDataEntries: tableData.length, tableData };
+}
+
+/**
+ * The archive's TABLE DATA entry of a table the manifest lists: by its OID at dump time, or, for a
+ * manifest written before OIDs were recorded, by its name as pg_restore prints it (one match only).
+ */
+export function tableDataOf(toc: TocSummary, table: { schema: string; name: string; oid?: number }): TableDataEntry | undefined {
+  if (table.oid !== undefined) return toc.tableData.find((e) => e.oid === table.oid);
+  const printed = (s: string) => s.replace(/[\r\n]/g, ' ');
+  const prefix = `${printed(table.schema)} ${printed(table.name)} `;
+  const matches = toc.tableData.filter((e) => e.described.startsWith(prefix));
+  return matches.length === 1 ? matches[0] : undefined;
 }
 
 /**

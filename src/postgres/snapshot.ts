@@ -13,14 +13,14 @@ export interface DatabaseInventory {
 
 /** User tables (not extension members), with partitioned parents marked. */
 const TABLES_SQL = `
-  SELECT n.nspname AS schema, c.relname AS name, c.relkind AS kind
+  SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS kind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-  ORDER BY 1, 2`;
+  ORDER BY 2, 3`;
 
 /**
  * Opens a REPEATABLE READ transaction and exports its snapshot, so that pg_dump (`--snapshot`) and
@@ -33,8 +33,8 @@ export async function exportSnapshot(client: pg.Client): Promise<string> {
 }
 
 export async function listTables(client: pg.Client): Promise<Array<Omit<TableCount, 'rows'>>> {
-  const { rows } = await client.query<{ schema: string; name: string; kind: string }>(TABLES_SQL);
-  return rows.map((r) => ({ schema: r.schema, name: r.name, kind: r.kind === 'p' ? 'partitioned' : 'table' }));
+  const { rows } = await client.query<{ oid: string; schema: string; name: string; kind: string }>(TABLES_SQL);
+  return rows.map((r) => ({ schema: r.schema, name: r.name, kind: r.kind === 'p' ? 'partitioned' : 'table', oid: Number(r.oid) }));
 }
 
 export async function countRows(client: pg.Client, table: Omit<TableCount, 'rows'>): Promise<number> {

@@ -1,16 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { splitQualifiedName, type Manifest } from '../catalog/manifest';
+import { qualifiedName, type Manifest, type TableCount } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyringFor } from '../crypto/keys';
-import { LifelineError } from '../errors';
-import { openBackup } from '../backup/read-backup';
+import { IntegrityError, LifelineError } from '../errors';
+import { checkWhole, openBackup } from '../backup/read-backup';
 import type { BackupStorage } from '../storage/storage';
 import { feedAndWait, processInput, processOutput, spawnChild } from '../pipeline/child-process';
 import { runPipeline } from '../pipeline/run';
 import { pgTool } from '../postgres/binaries';
-import { libpqEnv, quoteIdent, resolveConnection } from '../postgres/connection';
+import { tableDataOf } from '../postgres/pg-restore-list';
+import { libpqEnv, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
+import { backupTables } from './backup-tables';
 import { readToc } from './toc';
 
 export interface TablesRestore {
@@ -23,25 +26,39 @@ export interface TablesRestore {
   signal?: AbortSignal;
 }
 
-function qualified(table: string): string {
-  const { schema, name } = splitQualifiedName(table);
-  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
+/**
+ * The psql script is built from constant SQL and integer OIDs only: no name from the database ever
+ * becomes script text (a table named `$x$\! cmd` would otherwise end a dollar quote and run a psql
+ * meta-command). Tables are addressed on the server as `oid::regclass`.
+ */
+function oidArray(oids: number[]): string {
+  return `ARRAY[${oids.map((o) => String(Math.trunc(o))).join(', ')}]::oid[]`;
+}
+
+function doBlock(body: string): string {
+  const tag = `$lifeline_${randomBytes(8).toString('hex')}$`;
+  return `DO ${tag}\n${body}\n${tag};`;
 }
 
 /**
  * Before the rows are loaded: no triggers and no foreign-key cascades fire (session_replication_role),
  * so emptying `users` does not delete the `accounts` that reference it.
  */
-function beforeSql(tables: string[]): string {
-  return ['SET session_replication_role = replica;', ...tables.map((t) => `DELETE FROM ${qualified(t)};`)].join('\n');
+function beforeSql(oids: number[]): string {
+  return `SET session_replication_role = replica;
+${doBlock(`DECLARE t oid;
+BEGIN
+  FOREACH t IN ARRAY ${oidArray(oids)} LOOP
+    EXECUTE format('DELETE FROM %s', t::regclass);
+  END LOOP;
+END`)}`;
 }
 
 /** After: every foreign key to or from the restored tables must hold, or the transaction rolls back. */
-function afterSql(tables: string[]): string {
-  const list = tables.map((t) => `'${qualified(t).replace(/'/g, "''")}'::regclass`).join(', ');
+function afterSql(oids: number[]): string {
+  const list = oidArray(oids);
   return `SET session_replication_role = origin;
-DO $lifeline$
-DECLARE fk record; bad bigint;
+${doBlock(`DECLARE fk record; bad bigint;
 BEGIN
   FOR fk IN
     SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
@@ -52,15 +69,35 @@ BEGIN
       (SELECT string_agg(format('c.%I IS NOT NULL', ca.attname), ' AND ')
          FROM unnest(c.conkey) AS k(ck) JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck) AS present
     FROM pg_constraint c
-    WHERE c.contype = 'f' AND c.conparentid = 0 AND (c.conrelid = ANY(ARRAY[${list}]) OR c.confrelid = ANY(ARRAY[${list}]))
+    WHERE c.contype = 'f' AND c.conparentid = 0 AND (c.conrelid = ANY(${list}) OR c.confrelid = ANY(${list}))
   LOOP
     EXECUTE format('SELECT count(*) FROM %s c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)', fk.child, fk.present, fk.parent, fk.joins) INTO bad;
     IF bad > 0 THEN
       RAISE EXCEPTION 'lifeline: the restore would break foreign key % on %: % row(s) would reference rows missing from %; nothing was changed', fk.conname, fk.child, bad, fk.parent;
     END IF;
   END LOOP;
-END
-$lifeline$;`;
+END`)}`;
+}
+
+/** The target's OIDs of the tables, looked up by exact name with bind parameters. */
+async function targetOids(conn: ResolvedConnection, tables: TableCount[]): Promise<number[]> {
+  return withConnection(conn, async (client) => {
+    const oids: number[] = [];
+    for (const t of tables) {
+      const { rows } = await client.query<{ oid: string }>(
+        `SELECT c.oid::int8 AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r'`,
+        [t.schema, t.name],
+      );
+      if (!rows[0]) {
+        throw new LifelineError('UnknownTable', `${conn.label} has no table ${qualifiedName(t)} to restore the rows of`, {
+          hint: 'a table restore replaces rows of existing tables; restore in full mode to recreate the schema',
+        });
+      }
+      oids.push(Number(rows[0].oid));
+    }
+    return oids;
+  });
 }
 
 /**
@@ -73,20 +110,35 @@ $lifeline$;`;
 export async function restoreTables(config: LifelineConfig, r: TablesRestore): Promise<void> {
   const keys = keyringFor(config);
   const storage = r.storage;
+  const tables = backupTables(r.manifest, r.tables);
   const toc = await readToc(storage, r.manifest, keys);
+  const entries = tables.map((t) => {
+    const entry = tableDataOf(toc, t);
+    if (!entry) throw new IntegrityError(`backup ${r.manifest.id} holds no data for ${qualifiedName(t)}`);
+    return entry;
+  });
+  const conn = resolveConnection(r.target);
+  const oids = await targetOids(conn, tables);
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-tables-'));
   const listFile = path.join(work, 'restore.list');
-  writeFileSync(listFile, r.tables.map((t) => toc.tableDataLines[t]).join('\n') + '\n', { mode: 0o600 });
-  const conn = resolveConnection(r.target);
+  // pg_restore reads only the leading dump id of each line. The stream cannot seek: the entries go
+  // in the archive's own order.
+  const inArchiveOrder = [...entries].sort((a, b) => toc.tableData.indexOf(a) - toc.tableData.indexOf(b));
+  writeFileSync(listFile, inArchiveOrder.map((e) => `${e.dumpId}\n`).join(''), { mode: 0o600 });
   try {
     const chain = await openBackup(storage, r.manifest, keys);
     // Wired as two pipelines, not one Duplex: pg_restore stops reading once it has the selected
     // tables, and its output must still be read to the end.
     const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-']);
+    const feeding = runPipeline([...chain.stages, processInput(script)], r.signal);
     const transaction = async function* (rows: AsyncIterable<Buffer>) {
-      yield Buffer.from(`BEGIN;\n${beforeSql(r.tables)}\n`);
+      yield Buffer.from(`BEGIN;\n${beforeSql(oids)}\n`);
       yield* rows;
-      yield Buffer.from(`\n${afterSql(r.tables)}\nCOMMIT;\n`);
+      // pg_restore has what it needs long before the end of the file: COMMIT waits until every
+      // chunk has been authenticated and the whole object matches the manifest's SHA-256.
+      await feeding;
+      checkWhole(chain, r.manifest, `backup ${r.manifest.id}`);
+      yield Buffer.from(`\n${afterSql(oids)}\nCOMMIT;\n`);
     };
     const psql = spawnChild(pgTool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', `--dbname=${conn.safeUrl}`], {
       env: libpqEnv(conn),
@@ -97,7 +149,6 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
             : undefined,
         }),
     });
-    const feeding = runPipeline([...chain.stages, processInput(script)], r.signal);
     const producing = runPipeline([processOutput(script), transaction, psql.child.stdin], r.signal);
     // A damaged backup is the cause even when pg_restore then fails on its short input.
     const both = Promise.allSettled([feeding, producing]).then(([fed, produced]) => {

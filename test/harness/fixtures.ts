@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { LifelineConfig } from '../../src/config/config';
 import { loadConfig } from '../../src/config/load';
+import { pgClientConfig } from '../../src/postgres/connection';
 import { createKeyFile } from '../../src/crypto/keys/local-key-file';
 import { seedMoneyFlowAt, type SeedSize } from '../../src/infra/moneyflow-seed';
 import { newWorkDir, type TestServers } from './servers';
@@ -60,7 +61,7 @@ export async function testConfig(
 }
 
 export async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgClientConfig(url));
   await client.connect();
   try {
     return (await client.query<T>(text)).rows;
