@@ -12,7 +12,7 @@ function decisionCommand(kind: 'approve' | 'cancel'): Command {
   const needsReason = kind === 'cancel';
   return {
     name: kind,
-    summary: kind === 'approve' ? 'approve a waiting restore or cleanup (it starts at once)' : 'cancel a waiting restore or cleanup (nothing is changed)',
+    summary: kind === 'approve' ? 'approve a waiting restore or cleanup (it starts at once); four eyes: not your own request for a production database' : 'cancel a waiting restore or cleanup (nothing is changed)',
     usage: `lifeline ${kind} WORKFLOW_ID --by NAME ${needsReason ? '--reason TEXT' : '[--reason TEXT]'}${kind === 'approve' ? ' [--wait] [--json]' : ''}`,
     options: { by: { type: 'string' }, reason: { type: 'string' }, ...(kind === 'approve' ? { wait: { type: 'boolean' as const }, ...jsonOption } : {}) },
     allowPositionals: true,
@@ -28,7 +28,11 @@ function decisionCommand(kind: 'approve' | 'cancel'): Command {
       try {
         answer = await handle.executeUpdate(kind === 'approve' ? approveUpdate : cancelUpdate, { args: [{ by, reason: values.reason as string | undefined }] });
       } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) throw new LifelineError('DecisionRejected', `${kind} rejected: ${rootCauseMessage(err)}`);
+        if (err instanceof WorkflowUpdateFailedError) {
+          throw new LifelineError('DecisionRejected', `${kind} rejected: ${rootCauseMessage(err)}`, {
+            hint: `nothing was changed; the refused decision is recorded in the audit trail and in the workflow's \`decisions\` query`,
+          });
+        }
         throw err;
       }
       if (!values.wait) {

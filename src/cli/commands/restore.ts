@@ -30,7 +30,10 @@ export const restoreCommand: Command = {
   --tables a,b        replace only these tables' rows (schema.table or table)
   --schema-only       replace the database with the backup's schema, no rows
   --data-only         replace every table's rows, keep the schema
-  --force             skip approval where the target allows it (allowForceRestore)
+  --force             skip approval where the target allows it: a database with allowForceRestore: true
+                      (off by default), or a URL naming no configured database when
+                      BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS=true; a URL naming a configured database
+                      is that database
   --wait              wait until the restore is verified (or cancelled)`,
   options: {
     ...dbOption,
