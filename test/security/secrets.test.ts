@@ -137,14 +137,18 @@ describe('secrets never leave the worker: not in ps, Temporal, histories, logs o
 
     // Every process's command line, as anyone on the host sees it, for as long as the tests run.
     sampler = (async () => {
-      while (sampling) psSamples.push((await execFileAsync('ps', ['-eww', '-o', 'args='], { maxBuffer: 64 << 20 })).stdout);
+      while (sampling) psSamples.push((await execFileAsync('ps', ['-eww', '-o', 'args='], { maxBuffer: 64 << 20 }).catch(() => ({ stdout: '' }))).stdout);
     })();
   });
 
   after(async () => {
     sampling = false;
     await sampler;
-    worker?.kill('SIGTERM');
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker.once('exit', r));
+      worker.kill('SIGTERM');
+      await exited;
+    }
     await client?.connection.close();
     receiver?.close();
     await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
