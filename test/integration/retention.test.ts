@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
+import { auditLogOf } from '../../src/audit/audit-log';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
 import { manifestKey } from '../../src/catalog/naming';
@@ -115,7 +115,7 @@ describe('retentionWorkflow over a synthetic history', () => {
       assert.ok(!existsSync(path.join(folder(), `${d.backupId}.dump.zst.enc`)), `${d.backupId} data removed`);
       assert.match(d.rule, /older than 30 days/);
     }
-    const audit = new AuditLog(auditLogFile(setup.config.backupDir));
+    const audit = auditLogOf(setup.config);
     const deletions = (await audit.entries()).filter((e) => e.action === 'deletion');
     assert.deepEqual(deletions.map((e) => e.backupId).sort(), result.deleted.map((d) => d.backupId).sort());
     assert.ok(deletions.every((e) => e.actor === 'carol' && typeof e.details?.rule === 'string'));
