@@ -4,6 +4,7 @@
  * an edited line with the chain recomputed, a removed line with the chain recomputed, a cut-off
  * tail. The anchors go to a real S3 destination (versitygw) under Object Lock.
  */
+import { GetObjectRetentionCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,7 +13,9 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { anchorKey } from '../../src/audit/anchors';
 import { auditLogFile, auditLogOf } from '../../src/audit/audit-log';
+import { S3Storage } from '../../src/storage/s3';
 import type { LifelineConfig } from '../../src/config/config';
 import { KEY_ROTATION_WORKFLOW_TYPE } from '../../workflows/definitions';
 import { s3Destination, testConfig, type TestSetup } from '../harness/fixtures';
@@ -94,6 +97,14 @@ describe('audit chain: keyed, and anchored outside the file', () => {
     const check = await auditLogOf(setup.config).verify();
     assert.equal(check.ok, true, JSON.stringify(check.broken));
     assert.equal(check.entries, 4);
+    assert.deepEqual(check.anchors.map((a) => [a.destination, a.checked, a.newestSeq]), [['offsite', 4, 4]]);
+    // Each anchor is kept under the destination's Object Lock.
+    const destination = setup.config.destinations[0]!;
+    assert.equal(destination.kind, 's3');
+    const s3 = new S3Storage(destination.name, destination as Extract<typeof destination, { kind: 's3' }>);
+    const bucket = (destination as { bucket: string }).bucket;
+    const retention = await s3.client.send(new GetObjectRetentionCommand({ Bucket: bucket, Key: `${(destination as { prefix: string }).prefix}/${anchorKey(4)}` }));
+    assert.equal(retention.Retention?.Mode, 'GOVERNANCE');
   });
 
   it('an edited line with every hash recomputed (SHA-256, no key) is named', async () => {
