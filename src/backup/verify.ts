@@ -39,7 +39,7 @@ export async function verifyBackup(
   const toc = await list.toc;
   checkWhole(chain, record, where);
   if (record.type === 'full' || record.type === 'data-only') {
-    const missing = record.tables.filter((t) => t.kind === 'table' && !tableDataOf(toc, t));
+    const missing = record.tables.filter((t) => t.kind === 'table' && !tableDataOf(toc, t, record.tables));
     if (missing.length) {
       throw new IntegrityError(`${where}: archive has no data for ${missing.map(qualifiedName).join(', ')}`);
     }

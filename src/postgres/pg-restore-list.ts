@@ -34,15 +34,24 @@ export function parseToc(listing: string): TocSummary {
   return { entries: lines.length, tableDataEntries: tableData.length, tableData };
 }
 
+type NamedTable = { schema: string; name: string; oid?: number };
+
+/** How pg_restore --list prints a table's schema and name (newlines as spaces), then a space. */
+function printed(t: NamedTable): string {
+  return `${t.schema} ${t.name} `.replace(/[\r\n]/g, ' ');
+}
+
 /**
  * The archive's TABLE DATA entry of a table the manifest lists: by its OID at dump time, or, for a
- * manifest written before OIDs were recorded, by its name as pg_restore prints it (one match only).
+ * manifest written before OIDs were recorded, by its name as pg_restore prints it. A printed name
+ * may be the start of another's ("public order " of "public order items "), so an entry belongs to
+ * the longest name of `all` (the manifest's tables) it starts with, and only one entry may match.
  */
-export function tableDataOf(toc: TocSummary, table: { schema: string; name: string; oid?: number }): TableDataEntry | undefined {
+export function tableDataOf(toc: TocSummary, table: NamedTable, all: readonly NamedTable[] = [table]): TableDataEntry | undefined {
   if (table.oid !== undefined) return toc.tableData.find((e) => e.oid === table.oid);
-  const printed = (s: string) => s.replace(/[\r\n]/g, ' ');
-  const prefix = `${printed(table.schema)} ${printed(table.name)} `;
-  const matches = toc.tableData.filter((e) => e.described.startsWith(prefix));
+  const prefix = printed(table);
+  const longer = all.map(printed).filter((p) => p.length > prefix.length && p.startsWith(prefix));
+  const matches = toc.tableData.filter((e) => e.described.startsWith(prefix) && !longer.some((p) => e.described.startsWith(p)));
   return matches.length === 1 ? matches[0] : undefined;
 }
 

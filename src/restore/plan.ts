@@ -70,7 +70,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
     mode === 'tables'
       ? resolveTables(manifest, input.tables ?? [])
       : manifest.tables.filter((t) => t.kind === 'table').map(qualifiedName);
-  const missing = needsData ? backupTables(manifest, tables).filter((t) => !tableDataOf(toc, t)).map(qualifiedName) : [];
+  const missing = needsData ? backupTables(manifest, tables).filter((t) => !tableDataOf(toc, t, manifest.tables)).map(qualifiedName) : [];
   if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
 
   const target = resolveTarget(config, input.target ?? source.name);

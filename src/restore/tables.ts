@@ -113,7 +113,7 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
   const tables = backupTables(r.manifest, r.tables);
   const toc = await readToc(storage, r.manifest, keys);
   const entries = tables.map((t) => {
-    const entry = tableDataOf(toc, t);
+    const entry = tableDataOf(toc, t, r.manifest.tables);
     if (!entry) throw new IntegrityError(`backup ${r.manifest.id} holds no data for ${qualifiedName(t)}`);
     return entry;
   });

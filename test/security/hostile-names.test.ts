@@ -154,6 +154,24 @@ describe('hostile names: names from the database are data, never code', () => {
       noShellRan();
     });
 
+    it('a --tables restore that would break a foreign key between hostile names changes nothing', async () => {
+      const [parent, child] = [hostile.tables[0]!, hostile.tables[2]!]; // "order items" and the table referencing it
+      const db = new pg.Client(pgClientConfig(hostile.url));
+      await db.connect();
+      try {
+        await db.query(`INSERT INTO ${quoteIdent(parent[0])}.${quoteIdent(parent[1])} (id) VALUES (999)`);
+        await db.query(`INSERT INTO ${quoteIdent(child[0])}.${quoteIdent(child[1])} VALUES (999, 'references a row the backup lacks', 999)`);
+      } finally {
+        await db.end();
+      }
+      const before = await contentOf(hostile.url);
+      const failed = await restore({ database: 'hn_hostile', mode: 'tables', tables: [`${parent[0]}.${parent[1]}`], backup: first.backupId }).catch((err: Error) => err);
+      assert.ok(failed instanceof Error, 'the restore fails');
+      assert.match(String((failed.cause as Error | undefined)?.cause ?? failed.cause), /would break foreign key/);
+      assert.deepEqual(await contentOf(hostile.url), before, 'nothing changed');
+      noShellRan();
+    });
+
     it('a data-only restore gives back every row', async () => {
       await damage();
       const result = await restore({ database: 'hn_hostile', mode: 'data-only', backup: first.backupId });
