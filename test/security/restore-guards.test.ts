@@ -8,6 +8,7 @@
  * - the failure notice says what happened to the target.
  */
 import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -252,6 +253,9 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
     assert.equal(result.decision?.by, 'bob');
     assert.deepEqual((await decisionsOf(handle)).map((d) => d.counted), [false, false, true]);
     assert.ok((await auditOf(handle)).some((e) => e.action === 'restore.approved' && e.actor === 'bob'));
+    if (process.env.LIFELINE_RECORD_HISTORY) {
+      writeFileSync(path.join(__dirname, '..', 'replay', 'histories', 'restore-refused-decisions.json'), historyToJSON(await handle.fetchHistory()));
+    }
   });
 
   it('a failure after the tables were committed says they were replaced', async () => {
