@@ -24,6 +24,8 @@ export interface TablesRestore {
   /** "schema.table" names, already checked against the backup. */
   tables: string[];
   signal?: AbortSignal;
+  /** Stored bytes read so far, every 2 s: the whole file is read (and authenticated) before COMMIT. */
+  onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -125,8 +127,10 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
   // in the archive's own order.
   const inArchiveOrder = [...entries].sort((a, b) => toc.tableData.indexOf(a) - toc.tableData.indexOf(b));
   writeFileSync(listFile, inArchiveOrder.map((e) => `${e.dumpId}\n`).join(''), { mode: 0o600 });
+  let ticker: NodeJS.Timeout | undefined;
   try {
     const chain = await openBackup(storage, r.manifest, keys);
+    ticker = setInterval(() => r.onProgress?.(chain.stored.bytes), 2000);
     // Wired as two pipelines, not one Duplex: pg_restore stops reading once it has the selected
     // tables, and its output must still be read to the end.
     const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-']);
@@ -157,6 +161,7 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
     });
     await feedAndWait(both, psql);
   } finally {
+    clearInterval(ticker);
     rmSync(work, { recursive: true, force: true });
   }
 }

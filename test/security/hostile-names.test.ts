@@ -46,12 +46,20 @@ describe('hostile names: names from the database are data, never code', () => {
       workflowId: `hn-backup-${database}-${Date.now()}`,
       args: [{ database }],
     })) as BackupWorkflowResult;
-  const restore = async (input: Partial<RestoreWorkflowInput> & { database: string }) =>
-    (await client.workflow.execute(RESTORE_WORKFLOW_TYPE, {
-      taskQueue: setup.config.temporal.taskQueue,
-      workflowId: `hn-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
-      args: [{ requestedBy: 'test', force: true, ...input }],
-    })) as RestoreWorkflowResult;
+  let lastRestoreEnded = 0;
+  const restore = async (input: Partial<RestoreWorkflowInput> & { database: string }) => {
+    // Pre-restore snapshot ids have one-second resolution: one restore per second.
+    while (Math.floor(Date.now() / 1000) === Math.floor(lastRestoreEnded / 1000)) await new Promise((r) => setTimeout(r, 50));
+    try {
+      return (await client.workflow.execute(RESTORE_WORKFLOW_TYPE, {
+        taskQueue: setup.config.temporal.taskQueue,
+        workflowId: `hn-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
+        args: [{ requestedBy: 'test', force: true, ...input }],
+      })) as RestoreWorkflowResult;
+    } finally {
+      lastRestoreEnded = Date.now();
+    }
+  };
   const noShellRan = () => assert.equal(existsSync(canary), false, `a shell ran: ${canary} exists`);
 
   before(async () => {
