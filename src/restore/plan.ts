@@ -107,6 +107,8 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
       sizeBytes,
       production: target.production,
       allowForceRestore: target.allowForceRestore,
+      fourEyes: target.fourEyes,
+      forceRefusal: target.forceRefusal,
     },
     summary: `${what} with backup ${manifest.id} (taken ${manifest.startedAt})${exists ? ', after a pre-restore snapshot of it' : ''}.`,
     snapshotFirst: exists,

@@ -48,7 +48,8 @@ export async function verifyRestored(
         ...wrongCounts.map((t) => `${t.table} has ${t.actual} rows, the backup recorded ${t.expected}`),
         ...failedChecks.map((c) => `${c.name} failed${c.detail ? `: ${c.detail}` : ''}`),
       ].join('; '),
-      'the restored database did not pass verification; the target was not replaced',
+      // Not "the target was not replaced": a table restore has committed by now (the restore's notice says what changed).
+      'the restored data did not pass verification',
       { tables: wrongCounts, checks: failedChecks },
     );
   }
