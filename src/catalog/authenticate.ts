@@ -52,3 +52,21 @@ const NOT_TRUSTED_HINT =
 export function isDistrust(err: unknown): err is LifelineError {
   return err instanceof LifelineError && ['IntegrityError', 'WrongKey', 'KeyIdInvalid', 'KeyNotAllowed'].includes(err.code);
 }
+
+/** What `lifeline list` says of a manifest's authenticity: it lists every backup, trusted or not. */
+export interface ManifestTrust {
+  /** 'authentic': MAC matches; 'no MAC': written before manifests were authenticated; 'FAILS': altered or another backup's; 'unchecked': the key was not available. */
+  status: 'authentic' | 'no MAC' | 'FAILS' | 'unchecked';
+  problem?: string;
+}
+
+export async function manifestTrust(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<ManifestTrust> {
+  if (manifest.manifestVersion < 2 || !manifest.mac) return { status: 'no MAC', problem: 'written before manifests were authenticated: not trusted' };
+  try {
+    await authenticateManifest(storage, manifest, keys);
+    return { status: 'authentic' };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return isDistrust(err) ? { status: 'FAILS', problem: message } : { status: 'unchecked', problem: message };
+  }
+}

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DATABASE_NAME_PATTERN } from '../catalog/naming';
 import { COMPRESSION_LEVELS } from '../pipeline/compression';
-import { KMS_KEY_ARN } from '../crypto/keys/key-ids';
+import { KMS_ALLOWED_KEY } from '../crypto/keys/key-ids';
 
 /** Accepts 12 or "12" (environment variables are strings) and checks the range. */
 const int = (min: number, max: number) =>
@@ -191,7 +191,7 @@ export const GlobalSchema = z
     // Keys a backup may name besides the configured key's account and region (e.g. another account's key).
     kmsAllowedKeys: z
       .union([z.string().transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean)), z.array(z.string())])
-      .pipe(z.array(z.string().regex(KMS_KEY_ARN, { error: 'must be a comma-separated list of KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)' })))
+      .pipe(z.array(z.string().regex(KMS_ALLOWED_KEY, { error: 'must be a comma-separated list of KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID, or key/* for every key of that account and region)' })))
       .optional(),
     keyRotation: z.enum(['quarterly', 'off'], { error: 'must be quarterly or off' }),
     retentionMinBackups: int(1, 1000),

@@ -94,7 +94,8 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
     await servers.cluster.sql('GRANT pg_signal_backend TO ks_source_owner');
     setup = await testConfig(servers, 'keys', [{ name: 'ks_source', url: source.url, production: false, allowForceRestore: true }], {
       destinations: [await s3Destination(servers.s3, 'offsite', 'ks-offsite')],
-      env: { BACKUP_KMS_ENDPOINT: servers.kms.endpoint, BACKUP_KMS_REGION: servers.kms.region },
+      // Without BACKUP_KMS_KEY_ID (local key file for new backups) the KMS backups still open: their keys are allowed.
+      env: { BACKUP_KMS_ENDPOINT: servers.kms.endpoint, BACKUP_KMS_REGION: servers.kms.region, BACKUP_KMS_ALLOWED_KEYS: firstKeyArn.replace(/key\/.*$/, 'key/*') },
     });
     kmsConfig = loadConfig({ cwd: setup.dir, env: { ...setup.env, BACKUP_KMS_KEY_ID: alias } });
     client = await testClient(servers);

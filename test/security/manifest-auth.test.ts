@@ -126,6 +126,12 @@ describe('manifests are authenticated; key ids stay plain', () => {
         assert.match(err.hint ?? '', /lifeline backup/);
         return true;
       });
+      // `list` still shows it, marked: an operator sees what restores and retention leave out.
+      const list = await lifeline(setup, ['list']);
+      assert.equal(list.code, 0, list.out);
+      assert.match(list.out, new RegExp(`${older.id} .* no MAC\n`));
+      assert.match(list.out, new RegExp(`${newer.id} .* authentic\n`));
+      assert.match(list.out, new RegExp(`not proven authentic; restores, drills and retention do not use them:\n  ${older.id}: written before manifests were authenticated`));
     } finally {
       restore();
     }
@@ -249,6 +255,11 @@ describe('key ids in repository files', () => {
     // Listed, the foreign key is asked (and local-kms does not know it).
     const listed = keyringFor({ ...config, encryption: { ...config.encryption, kms: { ...config.encryption.kms, allowedKeyIds: [foreign] } } });
     await assert.rejects(listed.unwrap({ ...wrapped, keyId: foreign }, context), (err: LifelineError) => err.code !== 'KeyNotAllowed');
+    const wholeAccount = keyringFor({ ...config, encryption: { ...config.encryption, kms: { ...config.encryption.kms, allowedKeyIds: [foreign.replace(/key\/.*$/, 'key/*')] } } });
+    await assert.rejects(wholeAccount.unwrap({ ...wrapped, keyId: foreign }, context), (err: LifelineError) => err.code !== 'KeyNotAllowed');
+    // With no KMS key configured for new backups, only the list counts: even the seeded key's account is refused.
+    const openOnly = keyringFor({ ...config, encryption: { ...config.encryption, kms: { ...config.encryption.kms, keyId: undefined } } });
+    await assert.rejects(openOnly.unwrap(wrapped, context), /refusing KMS key .*no account by default \(BACKUP_KMS_KEY_ID is not set\); BACKUP_KMS_ALLOWED_KEYS is empty/);
   });
 
   it('BACKUP_KMS_ALLOWED_KEYS holds key ARNs only', () => {

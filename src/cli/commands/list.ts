@@ -1,8 +1,10 @@
 import { catalogFor, destinationStorage, LOCAL } from '../../backup/repository';
 import { Catalog } from '../../catalog/catalog';
+import { manifestTrust, type ManifestTrust } from '../../catalog/authenticate';
 import type { Manifest } from '../../catalog/manifest';
 import { findDestination } from '../../config/config';
 import { loadConfig } from '../../config/load';
+import { keyringFor } from '../../crypto/keys';
 import type { Command } from '../command';
 import { dbOption, jsonOption, selectDatabases, storageOption } from '../common';
 import { formatBytes, printJson, table } from '../output';
@@ -18,11 +20,12 @@ export const listCommand: Command = {
     const where = (values.storage as string | undefined) ?? LOCAL;
     // A destination can be listed from an empty machine: it needs the destination, not a database.
     const cfg = loadConfig({ requireDatabases: where === LOCAL });
-    const manifests: Manifest[] = [];
-    if (where === LOCAL) {
-      for (const db of selectDatabases(cfg, values.db as string | undefined)) manifests.push(...(await catalogFor(db).list(db.name)));
-    } else {
-      manifests.push(...(await new Catalog(destinationStorage(findDestination(cfg, where))).list(values.db as string | undefined)));
+    const catalogs = where === LOCAL ? selectDatabases(cfg, values.db as string | undefined).map((db) => ({ catalog: catalogFor(db), database: db.name })) : [{ catalog: new Catalog(destinationStorage(findDestination(cfg, where))), database: values.db as string | undefined }];
+    // Every backup is listed, each with whether its manifest is authentic: restores, drills and retention use only those that are.
+    const keys = keyringFor(cfg);
+    const manifests: Array<Manifest & { trust: ManifestTrust }> = [];
+    for (const { catalog, database } of catalogs) {
+      for (const m of await catalog.list(database)) manifests.push({ ...m, trust: await manifestTrust(catalog.storage, m, keys) });
     }
     if (values.json) {
       printJson(manifests.map(({ encryption: { wrappedKey: _omit, ...encryption }, ...m }) => ({ ...m, encryption })));
@@ -34,7 +37,7 @@ export const listCommand: Command = {
     }
     process.stdout.write(
       table(
-        ['ID', 'TYPE', 'TAKEN (UTC)', 'DUMP', 'STORED', 'TABLES', 'KEY'],
+        ['ID', 'TYPE', 'TAKEN (UTC)', 'DUMP', 'STORED', 'TABLES', 'KEY', 'MANIFEST'],
         manifests.map((m) => [
           m.id,
           m.type,
@@ -43,9 +46,15 @@ export const listCommand: Command = {
           formatBytes(m.sizes.storedBytes),
           String(m.tables.length),
           m.encryption.keyId,
+          m.trust.status,
         ]),
       ) + '\n',
     );
+    const untrusted = manifests.filter((m) => m.trust.status !== 'authentic');
+    if (untrusted.length) {
+      process.stdout.write(`\n${untrusted.length} manifest(s) not proven authentic; restores, drills and retention do not use them:\n`);
+      for (const m of untrusted) process.stdout.write(`  ${m.id}: ${m.trust.problem}\n`);
+    }
     return 0;
   },
 };

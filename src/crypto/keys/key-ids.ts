@@ -32,6 +32,13 @@ export function assertKeyId(provider: KeyProviderKind, keyId: string): void {
   }
 }
 
+/** An entry of BACKUP_KMS_ALLOWED_KEYS: a key ARN, or every key of one account and region (`…:key/*`). */
+export const KMS_ALLOWED_KEY = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(\*|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+
+export function kmsKeyListed(keyId: string, allowed: string[]): boolean {
+  return allowed.some((entry) => entry === keyId || (entry.endsWith(':key/*') && keyId.startsWith(entry.slice(0, -1))));
+}
+
 /** Account and region of a KMS key ARN. */
 export function kmsKeyPlace(arn: string): { region: string; account: string } | undefined {
   const m = KMS_KEY_ARN.exec(arn);

@@ -13,7 +13,7 @@ import { LifelineError, WrongKeyError } from '../../errors';
 import { quietAwsSdk } from '../../storage/s3';
 import { explainTimeouts, requestHandlerOptions } from '../../storage/network-timeouts';
 import type { DataKey, EncryptionContext, KeyProvider, RotationResult, WrappedDataKey } from './key-provider';
-import { assertKeyId, kmsKeyPlace } from './key-ids';
+import { assertKeyId, kmsKeyListed, kmsKeyPlace } from './key-ids';
 
 const NETWORK = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up/i;
 const ROTATION_TAG = 'lifeline-rotation';
@@ -141,16 +141,16 @@ export class KmsKeyProvider implements KeyProvider {
   async assertAllowed(keyId: string): Promise<void> {
     assertKeyId('kms', keyId);
     const listed = this.config.allowedKeyIds ?? [];
-    if (listed.includes(keyId)) return;
+    if (kmsKeyListed(keyId, listed)) return;
     const place = await this.configuredPlace();
     const asked = kmsKeyPlace(keyId)!;
     if (place && place.account === asked.account && place.region === asked.region) return;
     const allowed = [
-      place ? `keys in account ${place.account}, region ${place.region} (those of BACKUP_KMS_KEY_ID=${this.config.keyId})` : 'no account (BACKUP_KMS_KEY_ID is not set)',
+      place ? `keys in account ${place.account}, region ${place.region} (those of BACKUP_KMS_KEY_ID=${this.config.keyId})` : 'no account by default (BACKUP_KMS_KEY_ID is not set)',
       listed.length ? `BACKUP_KMS_ALLOWED_KEYS: ${listed.join(', ')}` : 'BACKUP_KMS_ALLOWED_KEYS is empty',
     ];
     throw new LifelineError('KeyNotAllowed', `refusing KMS key ${keyId}: allowed are ${allowed.join('; ')}`, {
-      hint: `if ${keyId} is your key, add its ARN to BACKUP_KMS_ALLOWED_KEYS; otherwise the backup's manifest or key envelope was altered`,
+      hint: `if ${keyId} is your key, add its ARN (or arn:aws:kms:${asked.region}:${asked.account}:key/*) to BACKUP_KMS_ALLOWED_KEYS; otherwise the backup's manifest or key envelope was altered`,
     });
   }
 
