@@ -123,6 +123,11 @@ export async function createHostileDatabase(servers: TestServers, label: string,
     const partition: [string, string] = [quotes, 'part "p" 1-1000 \\!'];
     await db.query(`CREATE TABLE ${qualified(...partition)} PARTITION OF ${qualified(...parent)} FOR VALUES FROM (1) TO (1001)`);
     tables.push(partition);
+    // Prints as "public.dot.ted \gexec" too: a schema.table string cannot tell the two apart.
+    const lookalike: [string, string] = ['public.dot', 'ted \\gexec'];
+    await db.query(`CREATE SCHEMA ${q(lookalike[0])}`);
+    await db.query(`CREATE TABLE ${qualified(...lookalike)} (id int PRIMARY KEY, v text)`);
+    tables.push(lookalike);
     for (const role of HOSTILE.roles) await db.query(`GRANT SELECT ON ${qualified(...orderItems)} TO ${q(role)}`);
     await db.query(`COMMENT ON TABLE ${qualified(...shell)} IS ${pgLiteral('$lifeline$\n\\! touch /nonexistent\n')}`);
 
@@ -138,7 +143,7 @@ export async function createHostileDatabase(servers: TestServers, label: string,
       await db.query(`INSERT INTO ${qualified(...child)} VALUES ($1, $2, $3)`, [id, text, id]);
       await db.query(`INSERT INTO ${qualified(...long)} VALUES ($1, $2)`, [id, text]);
       await db.query(`INSERT INTO ${qualified(...parent)} VALUES ($1, $2)`, [id, text]);
-      for (const [schema, name] of tables.slice(4, 10)) await db.query(`INSERT INTO ${qualified(schema, name)} VALUES ($1, $2)`, [id, `${name}: ${text}`]);
+      for (const [schema, name] of [...tables.slice(4, 10), lookalike]) await db.query(`INSERT INTO ${qualified(schema, name)} VALUES ($1, $2)`, [id, `${name}: ${text}`]);
     }
   } finally {
     await db.end();

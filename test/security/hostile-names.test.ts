@@ -151,14 +151,23 @@ describe('hostile names: names from the database are data, never code', () => {
       noShellRan();
     });
 
-    it('a --tables restore naming every hostile table gives back their rows', async () => {
+    it('a --tables restore naming each hostile table gives back their rows; a name two tables print alike is refused', async () => {
       await damage();
-      const tables = hostile.tables.map(([schema, name]) => `${schema}.${name}`);
+      const names = hostile.tables.map(([schema, name]) => `${schema}.${name}`);
+      // public."dot.ted \gexec" and "public.dot"."ted \gexec" print alike: naming them is refused before anything runs.
+      const lookalike = names.filter((n, i) => names.indexOf(n) !== i);
+      assert.deepEqual(lookalike, ['public.dot.ted \\gexec']);
+      const refused = await restore({ database: 'hn_hostile', mode: 'tables', tables: lookalike, backup: first.backupId }).catch((err: Error) => err);
+      assert.ok(refused instanceof Error);
+      assert.match(String((refused.cause as Error | undefined)?.cause ?? refused.cause), /is ambiguous/);
+      const tables = names.filter((n) => !lookalike.includes(n));
       const result = await restore({ database: 'hn_hostile', mode: 'tables', tables, backup: first.backupId });
       assert.equal(result.outcome, 'restored');
       assert.deepEqual(result.plan.tables.sort(), [...tables].sort());
       assert.ok(result.verification!.tables.every((t) => t.actual === t.expected));
-      assert.deepEqual(await contentOf(hostile.url), atBackup);
+      const after = await contentOf(hostile.url);
+      const untouched = (t: string) => t === '"public.dot"."ted \\gexec"' || t === 'public."dot.ted \\gexec"';
+      for (const t of Object.keys(atBackup).filter((t) => !untouched(t))) assert.deepEqual(after[t], atBackup[t], t);
       noShellRan();
     });
 
