@@ -1,5 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { catalogFor } from '../backup/repository';
+import { keyringFor } from '../crypto/keys';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import type { Notice } from '../notify';
 
@@ -59,7 +60,8 @@ export interface RpoCheck {
 /** The newest verified backup older than the RPO target plus its grace (or none at all) opens a critical alert. */
 export async function rpoCheck(config: LifelineConfig, db: DatabaseConfig, now = new Date()): Promise<{ check: RpoCheck; notice: Notice }> {
   // Pre-restore snapshots are not the schedule's backups: they do not count toward the RPO.
-  const newest = (await catalogFor(db).list(db.name)).filter((m) => m.type !== 'pre-restore').at(-1);
+  // Only an authentic manifest counts: a forged "newest" must not silence the alert.
+  const newest = await catalogFor(db).newestAuthentic(db.name, keyringFor(config), (m) => m.type !== 'pre-restore');
   const ageHours = newest ? (now.getTime() - Date.parse(newest.startedAt)) / 3_600_000 : undefined;
   const limit = config.alerts.rpoHours + config.alerts.rpoGraceHours;
   const breached = ageHours === undefined || ageHours > limit;

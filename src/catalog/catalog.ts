@@ -68,6 +68,11 @@ export class Catalog {
     return { trusted, untrusted };
   }
 
+  /** The newest authentic manifest that `accept`s (see newestAuthentic). */
+  async newestAuthentic(database: string, keys: ManifestKeys, accept: (m: Manifest) => boolean = () => true): Promise<Manifest | undefined> {
+    return newestAuthentic(this.storage, (await this.list(database)).filter(accept), keys);
+  }
+
   /** One backup's manifest, authenticated. */
   async getAuthenticated(id: string, keys: ManifestKeys): Promise<Manifest> {
     const manifest = await this.get(id);
@@ -102,6 +107,22 @@ export class Catalog {
     }
     return false;
   }
+}
+
+/**
+ * The newest authentic one of these manifests (oldest first, as `list` gives them): a forged
+ * "newest" is skipped, so it can neither hide that the real newest is old nor stand in for it.
+ */
+export async function newestAuthentic(storage: BackupStorage, manifests: Manifest[], keys: ManifestKeys): Promise<Manifest | undefined> {
+  for (const manifest of [...manifests].reverse()) {
+    try {
+      await authenticateManifest(storage, manifest, keys);
+      return manifest;
+    } catch (err) {
+      if (!isDistrust(err)) throw err;
+    }
+  }
+  return undefined;
 }
 
 /** Deletes every object named after a backup id (`<db>/<id>.*`: data, key envelope, hold, pending record); returns where they were. */

@@ -22,6 +22,7 @@ import { loadConfig } from '../../src/config/load';
 import { keyringFor } from '../../src/crypto/keys';
 import { LifelineError } from '../../src/errors';
 import { replicateBackup } from '../../src/replication/replicate';
+import { rpoCheck } from '../../src/alerts/conditions';
 import { planTarget } from '../../src/retention/apply';
 import { prepareRestore } from '../../src/restore/plan';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
@@ -206,6 +207,20 @@ describe('manifests are authenticated; key ids stay plain', () => {
       restore();
     }
     assert.ok(existsSync(dataFile(newer)));
+  });
+
+  it('the RPO alert is not silenced by a forged newest manifest', async () => {
+    // 30 h from now the real newest is past the RPO (24 h + 2 h grace); the forgery claims to be fresh then.
+    const later = new Date(Date.now() + 30 * HOUR);
+    const restore = tamper(older, (m) => void (m.startedAt = new Date(later.getTime() - 60_000).toISOString()));
+    try {
+      const { check, notice } = await rpoCheck(setup.config, db, later);
+      assert.equal(check.breached, true);
+      assert.equal(check.newestVerifiedAt, newer.startedAt);
+      assert.equal(notice.event, 'rpo.breached');
+    } finally {
+      restore();
+    }
   });
 
   it("a destination's copy stays authentic: where it came from is outside the MAC, what it is is inside", async () => {

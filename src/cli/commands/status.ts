@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { catalogFor } from '../../backup/repository';
+import { keyringFor } from '../../crypto/keys';
+import { newestAuthentic } from '../../catalog/catalog';
 import { listDrillReports } from '../../drill/reports';
 import { AlertState } from '../../notify/alert-state';
 import { errorMessage } from '../../errors';
@@ -54,7 +56,8 @@ export const statusCommand: Command = {
       const manifests = await catalogFor(db).list(db.name);
       const lastDrill = (await listDrillReports(cfg, db.name)).at(-1);
       // Pre-restore snapshots are not the schedule's backups: they do not count toward the RPO.
-      const last = manifests.filter((m) => m.type !== 'pre-restore').at(-1);
+      // Only an authentic manifest counts (see rpoCheck).
+      const last = await newestAuthentic(catalogFor(db).storage, manifests.filter((m) => m.type !== 'pre-restore'), keyringFor(cfg));
       const ageMs = last ? now - Date.parse(last.startedAt) : undefined;
       let facts: Pick<DatabaseStatus, 'lastRun' | 'nextRun' | 'temporal'>;
       try {
