@@ -12,7 +12,9 @@ import { dropScratch, restoreIntoScratch, swapIn } from '../src/restore/full';
 import { prepareRestore } from '../src/restore/plan';
 import { restoreTables } from '../src/restore/tables';
 import { resolveTarget } from '../src/restore/target';
-import { checkInPlace, verifyRestored } from '../src/restore/verify-restored';
+import { checkInPlace, verifyRestored, type VerifyProgress } from '../src/restore/verify-restored';
+import { cancelQuery, diagnoseSessions } from '../src/postgres/waits';
+import { heartbeatFromProgress } from './progress';
 import type { RestorePlan, RestoreVerification, RestoreWorkflowInput } from '../workflows/definitions';
 import { failuresTranslated, owningWorkflow, whileHeartbeating } from './errors';
 
@@ -81,11 +83,20 @@ export function createRestoreActivities(config: LifelineConfig) {
     verifyRestored: failuresTranslated(
       async (ref: RestoreRef, database: string | undefined, tables: string[], schemaOnly: boolean): Promise<RestoreVerification> => {
         const target = resolveTarget(config, ref.target);
-        const conn = resolveConnection(target);
-        return verifyRestored(database ? onDatabase(conn, database) : conn, await manifestOf(ref), tables, {
-          schemaOnly,
-          checks: target.restoreChecks,
-        });
+        const base = resolveConnection(target);
+        const conn = database ? onDatabase(base, database) : base;
+        const manifest = await manifestOf(ref);
+        let last: VerifyProgress | undefined;
+        return heartbeatFromProgress(
+          {
+            what: `verifying the restored data in ${conn.label}`,
+            stallSeconds: config.timeouts.stallSeconds,
+            diagnose: async () => (last?.command ? { busy: 'the check command runs (it has its own timeout)' } : diagnoseSessions(conn, { pids: last?.pid ? [last.pid] : [] })),
+            onStalled: async () => void (last?.pid && (await cancelQuery(conn, last.pid))),
+          },
+          (report, signal) =>
+            verifyRestored(conn, manifest, tables, { schemaOnly, checks: target.restoreChecks, signal, onProgress: (p) => report((last = p).done) }),
+        );
       },
     ),
 

@@ -4,13 +4,8 @@ import type { LifelineConfig } from '../config/config';
 import type { Meter } from '../pipeline/meter';
 import { StallWatch } from '../pipeline/stall';
 import type { ResolvedConnection } from '../postgres/connection';
-import { diagnoseSessions, isLockTimeout, lockTimeoutError } from '../postgres/waits';
+import { backendPid, diagnoseSessions, isLockTimeout, lockTimeoutError } from '../postgres/waits';
 import type { DumpHooks } from './dump';
-
-/** The backend pid of a connected node-postgres client (not in its typings). */
-export function backendPid(client: pg.Client): number | undefined {
-  return (client as unknown as { processID?: number | null }).processID ?? undefined;
-}
 
 /**
  * What keeps a dump honest: heartbeats while bytes move, a `Stalled` failure naming what it waits

@@ -4,6 +4,16 @@ import type { Diagnosis } from '../pipeline/stall';
 import { formatSeconds } from '../pipeline/stall';
 import { withConnection, type ResolvedConnection } from './connection';
 
+/** The backend pid of a connected node-postgres client (not in its typings). */
+export function backendPid(client: pg.Client): number | undefined {
+  return (client as unknown as { processID?: number | null }).processID ?? undefined;
+}
+
+/** Interrupts a session's running query (the step that owned it gave up): its role may cancel its own sessions. */
+export async function cancelQuery(conn: ResolvedConnection, pid: number): Promise<void> {
+  await withConnection(conn, (client) => client.query('SELECT pg_cancel_backend($1)', [pid])).catch(() => undefined);
+}
+
 /** The sessions of one step: ours by backend pid, a program's (pg_dump's) by its application_name. */
 export interface StepSessions {
   pids: number[];
@@ -59,6 +69,7 @@ export async function diagnoseSessions(conn: ResolvedConnection, sessions: StepS
   if (rows.some((r) => r.wait_event === 'ClientWrite')) {
     return { waitsOn: 'the pipeline after the database: the server waits for its output to be read (compression, encryption or the repository does not move)' };
   }
+  if (rows.length === 0 && !sessions.program) return { waitsOn: `a session on ${conn.label} that has ended` };
   const program = sessions.program;
   if (program && !rows.some((r) => r.application_name === program.applicationName)) {
     return { waitsOn: `${program.name}, which has no session on ${conn.label} and sends nothing` };

@@ -3,10 +3,18 @@ import type { RestoreChecks } from '../config/config';
 import { IntegrityError } from '../errors';
 import { countRows } from '../postgres/snapshot';
 import { withConnection, type ResolvedConnection } from '../postgres/connection';
+import { backendPid } from '../postgres/waits';
 import type { RestoreVerification } from '../../workflows/definitions';
 import { backupTables } from './backup-tables';
 import { runCheckCommand } from './check-command';
 import { redact } from '../security/redact';
+
+/** Tables and checks done so far; the session doing them; whether the operator's command runs (it has its own timeout). */
+export interface VerifyProgress {
+  done: number;
+  pid?: number;
+  command?: boolean;
+}
 
 /**
  * Post-restore verification: the database answers; each restored table has exactly the rows the
@@ -17,14 +25,18 @@ export async function verifyRestored(
   conn: ResolvedConnection,
   manifest: Manifest,
   tables: string[],
-  options: { schemaOnly: boolean; checks: RestoreChecks; signal?: AbortSignal },
+  options: { schemaOnly: boolean; checks: RestoreChecks; signal?: AbortSignal; onProgress?: (p: VerifyProgress) => void },
 ): Promise<RestoreVerification> {
   const result: RestoreVerification = { tables: [], checks: [] };
+  // Per table and per check: a long verification heartbeats as it goes (and its session can be asked about).
+  const progress = (pid?: number) => options.onProgress?.({ pid, done: result.tables.length + result.checks.length });
   await withConnection(conn, async (client) => {
     await client.query('SELECT 1');
+    progress(backendPid(client));
     for (const table of backupTables(manifest, tables)) {
       const expected = options.schemaOnly ? 0 : table.rows;
       result.tables.push({ table: qualifiedName(table), expected, actual: await countRows(client, table) });
+      progress(backendPid(client));
     }
     for (const sql of options.checks.sql ?? []) {
       try {
@@ -34,9 +46,11 @@ export async function verifyRestored(
       } catch (err) {
         result.checks.push({ name: `sql: ${sql}`, ok: false, detail: (err as Error).message });
       }
+      progress(backendPid(client));
     }
   });
   if (options.checks.command) {
+    options.onProgress?.({ done: result.tables.length + result.checks.length, command: true });
     const run = await runCheckCommand(options.checks.command, conn, { database: manifest.database, backupId: manifest.id }, options.signal);
     result.checks.push({ name: redact(`command: ${options.checks.command}`), ok: run.ok, detail: run.detail });
   }

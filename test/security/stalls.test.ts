@@ -6,11 +6,19 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import pg from 'pg';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createRestoreActivities } from '../../activities/restore';
+import { catalogBackup } from '../../src/backup/catalog-backup';
 import { dumpToRepository } from '../../src/backup/dump';
+import { localStorageFor } from '../../src/backup/repository';
+import { verifyBackup } from '../../src/backup/verify';
+import { keyringFor } from '../../src/crypto/keys';
+import { waitFor } from '../../src/infra/net';
 import { backupId } from '../../src/catalog/naming';
 import type { DatabaseConfig, LifelineConfig } from '../../src/config/config';
+import type { RestoreVerification } from '../../workflows/definitions';
 import { LifelineError } from '../../src/errors';
 import { pgBinDir } from '../../src/postgres/binaries';
 import { seededDatabase, testConfig } from '../harness/fixtures';
@@ -85,6 +93,63 @@ describe('stalls and faults that look like progress', () => {
     assert.ok(record.tables.some((t) => t.name === 'accounts' && t.rows > 0));
   });
 
+  describe('verifying a restore that takes longer than the 30 s heartbeat timeout', () => {
+    let verifyConfig: LifelineConfig;
+    let ref: { database: string; backupId: string; target: string };
+    const heartbeats: number[] = [];
+    const run = (tables: string[]) => {
+      const env = new MockActivityEnvironment();
+      env.on('heartbeat', () => heartbeats.push(Date.now()));
+      return env.run(createRestoreActivities(verifyConfig).verifyRestored, ref, undefined, tables, false);
+    };
+
+    before(async () => {
+      const source = await seededDatabase(servers, 'st_verify', { users: 20, transactions: 300 });
+      // A check that runs 12 s: more than twice the stall timeout, with nothing to count meanwhile.
+      const setup = await testConfig(servers, 'stalls-verify', [{ name: 'st_verify', url: source.url, production: false, restoreChecks: { sql: ['SELECT pg_sleep(12) IS NOT NULL'] } }], {
+        env: { BACKUP_STALL_TIMEOUT: '5s' },
+      });
+      verifyConfig = setup.config;
+      const vdb = verifyConfig.databases[0]!;
+      const record = await dumpToRepository(verifyConfig, vdb, { backupId: backupId(vdb.name, new Date()), type: 'full' });
+      const { verification } = await verifyBackup(localStorageFor(vdb), record, keyringFor(verifyConfig));
+      await catalogBackup(vdb, record, verification, 'test', keyringFor(verifyConfig));
+      ref = { database: vdb.name, backupId: record.id, target: vdb.name };
+    });
+
+    it('heartbeats per table and while the server works on a long check, and passes', { timeout: 120_000 }, async () => {
+      heartbeats.length = 0;
+      const started = Date.now();
+      const result = (await run(['public.accounts', 'public.users'])) as RestoreVerification;
+      assert.equal(result.checks.length, 1);
+      assert.ok(result.checks[0]!.ok);
+      const beats = [started, ...heartbeats, Date.now()];
+      const longestSilence = Math.max(...beats.slice(1).map((t, i) => t - beats[i]!));
+      assert.ok(heartbeats.length >= 4, `${heartbeats.length} heartbeats in ${Date.now() - started} ms`);
+      assert.ok(longestSilence < 10_000, `no heartbeat for ${longestSilence} ms (Temporal's heartbeat timeout is 30 s)`);
+    });
+
+    it('a table locked during the verification fails it with Stalled naming the lock, and cancels its query', { timeout: 120_000 }, async () => {
+      const holder = new pg.Client({ connectionString: servers.cluster.adminUrl('st_verify'), application_name: 'verify-blocker' });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE');
+        const { error, ms } = await within(60_000, 'a verification blocked by a lock', () => run(['public.accounts', 'public.users']));
+        const failure = error as { type?: string; message?: string; nonRetryable?: boolean };
+        assert.equal(failure?.type, 'Stalled', String(failure?.message));
+        assert.equal(failure.nonRetryable, false);
+        assert.ok(ms < 40_000, `stalled after ${ms} ms`);
+        assert.match(String(failure.message), /made no progress for 5 s \(BACKUP_STALL_TIMEOUT\): it waits on a lock on public\.users in 127\.0\.0\.1:\d+\/st_verify, held by pid \d+ \(user postgres, application verify-blocker/);
+        // The blocked count was cancelled, not left waiting behind the lock.
+        await waitFor('the blocked count to be cancelled', async () => (await servers.cluster.sql(`SELECT 1 FROM pg_stat_activity WHERE datname = 'st_verify' AND wait_event_type = 'Lock'`)).length === 0, 20_000);
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        await holder.end();
+      }
+    });
+  });
+
   it('a pg_dump that neither exits nor writes fails with Stalled within BACKUP_STALL_TIMEOUT and is killed', { timeout: 180_000 }, async () => {
     // A pg_dump that answers --version and then sits silent, as one stuck on a dead network would.
     const bin = path.join(newWorkDir('stalled-bin'), 'bin');
@@ -119,5 +184,3 @@ describe('stalls and faults that look like progress', () => {
     assert.deepEqual(filesUnder(db.backupDir).filter((f) => f.includes(id) && !f.endsWith('.pending.json')), [], 'no data of the stalled dump left in the repository');
   });
 });
-
-after(() => undefined);
