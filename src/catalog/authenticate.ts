@@ -32,7 +32,7 @@ export async function authenticateManifest(storage: BackupStorage, manifest: Man
   if (manifest.manifestVersion < 2 || !manifest.mac) {
     throw new IntegrityError(
       `manifest ${where} has no MAC (manifest version ${manifest.manifestVersion}): it was written before Lifeline authenticated manifests, so nothing in it is trusted`,
-      'take a new backup now (lifeline backup --wait); restore this one only by hand after checking it (lifeline decrypt, pg_restore --list), then remove it',
+      'take a new backup now (lifeline backup --wait); this one can still be read by hand (lifeline decrypt FILE -o OUT, which warns), then removed',
     );
   }
   const naming = namingProblem(manifest, { inRepository: false });

@@ -1,14 +1,14 @@
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { auditLogFile } from '../../src/audit/audit-log';
 import { localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
-import { backupId, dataKey, manifestKey } from '../../src/catalog/naming';
+import { manifestKey } from '../../src/catalog/naming';
 import {
   BACKUP_WORKFLOW_TYPE,
   RESTORE_WORKFLOW_TYPE,
@@ -19,6 +19,7 @@ import {
 } from '../../workflows/definitions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { runWorker, testClient } from '../harness/worker';
+import { catalogCopy } from '../harness/catalog-copies';
 import { testServers, type TestServers } from '../harness/servers';
 
 const run = promisify(execFile);
@@ -67,10 +68,8 @@ describe('status, stats, the monthly report and the audit check', () => {
     const manifest = JSON.parse(readFileSync(storage.describe(manifestKey('rp_source', backup.backupId)), 'utf8')) as Manifest;
     deletedIds = [];
     for (const hours of [0, 1, 2]) {
-      const at = new Date(Date.now() - 40 * DAY - hours * 3_600_000);
-      const id = backupId('rp_source', at);
-      copyFileSync(storage.describe(manifest.object.key), storage.describe(dataKey('rp_source', id, 'zst')));
-      writeFileSync(storage.describe(manifestKey('rp_source', id)), JSON.stringify({ ...manifest, id, startedAt: at.toISOString(), object: { storage: 'local', key: dataKey('rp_source', id, 'zst') } }));
+      // Authentic copies (a hand-edited manifest is not trusted, and retention leaves it alone).
+      const { id } = await catalogCopy(setup.config, setup.config.databases[0]!, manifest, new Date(Date.now() - 40 * DAY - hours * 3_600_000));
       if (hours > 0) deletedIds.push(id);
     }
     const cleanup = await execute<RetentionWorkflowResult>(RETENTION_WORKFLOW_TYPE, { databases: ['rp_source'], requestedBy: 'erin' });

@@ -127,6 +127,12 @@ describe('manifests are authenticated; key ids stay plain', () => {
         assert.match(err.hint ?? '', /lifeline backup/);
         return true;
       });
+      // By hand it can still be read: `lifeline decrypt` warns that its manifest is not trusted.
+      const out = path.join(newWorkDir('manifest-auth-legacy'), 'legacy.dump');
+      const decrypted = await lifeline(setup, ['decrypt', dataFile(older), '-o', out]);
+      assert.equal(decrypted.code, 0, decrypted.out);
+      assert.match(decrypted.out, /warning: .* has no MAC .*not trusted/);
+      assert.ok(existsSync(out));
       // `list` still shows it, marked: an operator sees what restores and retention leave out.
       const list = await lifeline(setup, ['list']);
       assert.equal(list.code, 0, list.out);

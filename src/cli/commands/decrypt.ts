@@ -76,7 +76,11 @@ export const decryptCommand: Command = {
     // Refused before anything is decrypted; publishing checks again (link() never replaces a file).
     if (output && existsSync(output)) throw new UsageError(`${output} already exists; refusing to overwrite it`, 'name a new file with -o, or move the existing one away first');
 
-    const chain = await openBackup(storage, { ...manifest, object: { storage: storage.name, key } }, keyringFor(config));
+    // A manifest from before manifests carried a MAC opens here only, by hand and with a warning: its
+    // times and counts are not trusted, though every chunk of the data is still authenticated.
+    const { manifestVersion, mac: _mac, ...unsealed } = manifest;
+    if (manifestVersion < 2) process.stderr.write(`warning: ${storage.describe(manifestKey)} has no MAC (written before manifests were authenticated): its times and row counts are not trusted\n`);
+    const chain = await openBackup(storage, { ...(manifestVersion < 2 ? unsealed : manifest), object: { storage: storage.name, key } }, keyringFor(config));
     // A hidden 0600 temporary file beside the output, published under its name only when complete.
     const writer = output ? await new LocalStorage('output', path.dirname(output)).createWriter(path.basename(output)) : undefined;
     try {
