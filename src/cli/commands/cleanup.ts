@@ -27,6 +27,8 @@ function describePlans(plans: TargetPlan[]): string {
   const rows = plans.flatMap((p) => [
     ...p.plan.delete.map((d) => [p.database, p.storage, d.id, 'DELETE', d.rule]),
     ...p.plan.keep.map((k) => [p.database, p.storage, k.id, 'keep', k.reasons.join('; ')]),
+    // Plans made before manifests were authenticated have no `untrusted`.
+    ...(p.untrusted ?? []).map((u) => [p.database, p.storage, u.id, 'left alone', `manifest not authentic: ${u.error}`]),
   ]);
   const summary = plans
     .map((p) => `${p.database} in ${p.storage}: ${p.plan.delete.length} of ${p.total} to delete (keep-for-days ${p.keepDays})${p.needsApproval && p.plan.delete.length ? ', needs approval' : ''}`)
