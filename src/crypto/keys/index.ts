@@ -20,7 +20,9 @@ export interface Keyring {
 export function keyringFor(config: LifelineConfig): Keyring {
   const local = new LocalKeyFileProvider(config.encryption.keyFile);
   const kms = config.encryption.kms;
-  const kmsProvider = () => new KmsKeyProvider(kms);
+  // One client per keyring: it also remembers the configured key's account and region (the allow-list).
+  let kmsClient: KmsKeyProvider | undefined;
+  const kmsProvider = () => (kmsClient ??= new KmsKeyProvider(kms));
   const provider = (kind: KeyProviderKind): KeyProvider => {
     if (kind === 'local') return local;
     if (kind === 'kms') return kmsProvider();
