@@ -55,6 +55,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
       const storage = localStorageFor(findDatabase(config, record.database));
       const { verification } = await readBackBackup(storage, record, keyringFor(config), {
         signal: ctx.cancellationSignal,
+        stallSeconds: config.timeouts.stallSeconds,
         onProgress: (bytesRead) => ctx.heartbeat({ phase: 'verifying', bytesRead }),
       });
       return verification;

@@ -16,9 +16,10 @@ export function createDrillActivities(config: LifelineConfig, logger: Logger) {
       const ctx = Context.current();
       return fetchForDrill(config, db(database), drillId, backupId, (bytes) => ctx.heartbeat({ phase: 'download', bytes }));
     }),
-    decryptForDrill: failuresTranslated((drillId: string) => whileHeartbeating('decrypt', () => decryptForDrill(config, drillId))),
+    // The activity's cancellation reaches the zstd and pg_restore these run: a cancelled drill leaves no process behind.
+    decryptForDrill: failuresTranslated((drillId: string) => whileHeartbeating('decrypt', () => decryptForDrill(config, drillId, Context.current().cancellationSignal))),
     restoreForDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
-      whileHeartbeating('restore', () => restoreForDrill(config, db(database), drillId, scratch)),
+      whileHeartbeating('restore', () => restoreForDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal)),
     ),
     verifyDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
       whileHeartbeating('verify', () => verifyDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal)),

@@ -4,11 +4,14 @@ import type { Keyring } from '../crypto/keys';
 import { IntegrityError } from '../errors';
 import { pgRestoreListSink, tableDataOf, type TocSummary } from '../postgres/pg-restore-list';
 import type { BackupStorage } from '../storage/storage';
+import { StallWatch } from '../pipeline/stall';
 import { checkWhole, openBackup } from './read-backup';
 
 export interface VerifyHooks {
   onProgress?: (bytesRead: number) => void;
   signal?: AbortSignal;
+  /** BACKUP_STALL_TIMEOUT: a read that brings no byte for this long fails with Stalled (default 10 min). */
+  stallSeconds?: number;
 }
 
 /**
@@ -25,16 +28,24 @@ export async function verifyBackup(
   const started = Date.now();
   const chain = await openBackup(storage, record, keys);
   const list = pgRestoreListSink();
-  const ticker = setInterval(() => hooks.onProgress?.(chain.stored.bytes), 2000);
   const where = storage.describe(record.object.key);
+  // Heartbeats only while bytes arrive: a storage that stops answering fails the step, naming it.
+  const watch = new StallWatch({
+    what: `verifying ${where}`,
+    stallSeconds: hooks.stallSeconds ?? 600,
+    progress: () => chain.stored.bytes,
+    onAlive: () => hooks.onProgress?.(chain.stored.bytes),
+    diagnose: async () => ({ waitsOn: `${storage.location}, which sends nothing` }),
+    signal: hooks.signal,
+  });
   try {
-    await pipeline(...chain.stages, list.sink, { signal: hooks.signal });
+    await pipeline(...chain.stages, list.sink, { signal: watch.signal });
   } catch (err) {
     // Say which copy is damaged: the same backup may be kept in several places.
     if (err instanceof IntegrityError) throw new IntegrityError(`${where}: ${err.message}`, err.hint, err.details);
-    throw err;
+    throw watch.reason(err);
   } finally {
-    clearInterval(ticker);
+    watch.stop();
   }
   const toc = await list.toc;
   checkWhole(chain, record, where);

@@ -82,18 +82,18 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
 }
 
 /** Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress to a plain archive. */
-export async function decryptForDrill(config: LifelineConfig, drillId: string): Promise<{ ms: number; rawBytes: number }> {
+export async function decryptForDrill(config: LifelineConfig, drillId: string, signal?: AbortSignal): Promise<{ ms: number; rawBytes: number }> {
   const started = Date.now();
   const work = drillWorkDir(config, drillId);
   const { storage, manifest } = await localManifest(work);
   const chain = await openBackup(storage, manifest, keyringFor(config));
-  await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }));
+  await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }), { signal });
   if (chain.raw.sha256() !== manifest.rawSha256) throw new IntegrityError(`backup ${manifest.id}: the decrypted archive differs from the one pg_dump wrote`);
   return { ms: Date.now() - started, rawBytes: chain.raw.bytes };
 }
 
 /** Step 3: a new scratch database on the drill server, restored from the plain archive. */
-export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<{ ms: number }> {
+export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal): Promise<{ ms: number }> {
   const started = Date.now();
   const server = drillServer(db);
   await withServer(server, async (client) => {
@@ -101,7 +101,7 @@ export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig
     await client.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`);
   });
   // A staged file allows -j, but pg_dump wrote it to a pipe (no data offsets): one job is faster (README, Restores).
-  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump') });
+  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump'), signal });
   return { ms: Date.now() - started };
 }
 

@@ -76,7 +76,12 @@ export class StallWatch {
     }
     this.diagnosing = true;
     try {
-      const diagnosis = await this.diagnose();
+      // Asked twice, a moment apart: a session caught between two statements is not a stalled one.
+      let diagnosis = await this.diagnose();
+      if (!('busy' in diagnosis) && !this.controller.signal.aborted) {
+        await new Promise((r) => setTimeout(r, Math.min(1000, this.options.tickMs ?? 1000)));
+        diagnosis = await this.diagnose();
+      }
       if (this.controller.signal.aborted) return;
       if ('busy' in diagnosis) {
         // A query in flight is progress while the server works on it.

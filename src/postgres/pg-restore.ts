@@ -10,6 +10,8 @@ export interface PgRestoreRun {
   /** Stages producing the plain archive (streamed, single job), or a staged archive file (allows -j). */
   input: Stage[] | string;
   signal?: AbortSignal;
+  /** Names pg_restore's session on the server (PGAPPNAME), so that a stalled restore can be diagnosed. */
+  applicationName?: string;
 }
 
 /** Runs pg_restore into `conn`'s database; fails with its stderr. */
@@ -17,7 +19,7 @@ export async function runPgRestore(run: PgRestoreRun): Promise<void> {
   const args = [...run.args, '--exit-on-error', '--no-password', `--dbname=${run.conn.safeUrl}`];
   if (typeof run.input === 'string') args.push(run.input);
   const proc = spawnChild(pgTool('pg_restore'), args, {
-    env: libpqEnv(run.conn),
+    env: { ...libpqEnv(run.conn), ...(run.applicationName && { PGAPPNAME: run.applicationName }) },
     classify: (code, signal, stderr) =>
       new LifelineError('PgRestoreFailed', `pg_restore into ${run.conn.label} ${signal ? `was killed by ${signal}` : `failed (status ${code})`}: ${stderr}`, {
         retryable: !!signal,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyringFor } from '../crypto/keys';
@@ -7,6 +8,8 @@ import type { BackupStorage } from '../storage/storage';
 import { databaseExists, databaseOf, dropDatabaseIfExists, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
+import { diagnoseSessions } from '../postgres/waits';
+import { StallWatch } from '../pipeline/stall';
 
 export interface ScratchRestore {
   /** Where the backup is read from (local repository or a destination). */
@@ -31,7 +34,17 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
   });
   const scratchConn = onDatabase(conn, r.scratch);
   const chain = await openBackup(r.storage, r.manifest, keyringFor(config));
-  const ticker = setInterval(() => r.onProgress?.(chain.stored.bytes), 2000);
+  // Heartbeats while backup bytes flow, or while pg_restore's session works (an index build reads
+  // no input); a restore that does neither for BACKUP_STALL_TIMEOUT fails, naming what it waits on.
+  const applicationName = `lifeline-pg_restore-${randomBytes(6).toString('hex')}`;
+  const watch = new StallWatch({
+    what: `the restore into ${scratchConn.label}`,
+    stallSeconds: config.timeouts.stallSeconds,
+    progress: () => chain.stored.bytes,
+    onAlive: () => r.onProgress?.(chain.stored.bytes),
+    diagnose: () => diagnoseSessions(scratchConn, { pids: [], program: { name: 'pg_restore', applicationName } }),
+    signal: r.signal,
+  });
   // Streamed into one pg_restore. pg_restore -j would need a staged copy, and measured it does not
   // pay: an archive pg_dump wrote to a pipe has no data offsets, so parallel workers rescan the
   // file (README, "Restores").
@@ -40,10 +53,13 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
       conn: scratchConn,
       args: ['--no-owner', ...(r.schemaOnly ? ['--schema-only'] : [])],
       input: chain.stages,
-      signal: r.signal,
+      signal: watch.signal,
+      applicationName,
     });
+  } catch (err) {
+    throw watch.reason(err);
   } finally {
-    clearInterval(ticker);
+    watch.stop();
   }
   if (chain.raw.sha256() !== r.manifest.rawSha256) {
     throw new IntegrityError(`backup ${r.manifest.id} decrypted to an archive that differs from the one pg_dump wrote`);
