@@ -2,11 +2,16 @@ import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import { auditLogOf } from '../src/audit/audit-log';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
-import { cleanupDrill, decryptForDrill, fetchForDrill, pickDrillBackup, restoreForDrill, verifyDrill } from '../src/drill/drill';
+import { cleanupDrill, decryptForDrill, drillServer, fetchForDrill, pickDrillBackup, restoreForDrill, verifyDrill } from '../src/drill/drill';
+import { randomBytes } from 'node:crypto';
+import { onDatabase } from '../src/postgres/admin';
+import { cancelQuery, diagnoseSessions } from '../src/postgres/waits';
+import type { VerifyProgress } from '../src/restore/verify-restored';
+import { heartbeatFromProgress } from './progress';
 import { writeDrillReport } from '../src/drill/reports';
 import { deliver } from '../src/notify';
 import type { DrillReport } from '../workflows/definitions';
-import { failuresTranslated, whileHeartbeating } from './errors';
+import { failuresTranslated } from './errors';
 
 export function createDrillActivities(config: LifelineConfig, logger: Logger) {
   const db = (name: string) => findDatabase(config, name);
@@ -16,14 +21,36 @@ export function createDrillActivities(config: LifelineConfig, logger: Logger) {
       const ctx = Context.current();
       return fetchForDrill(config, db(database), drillId, backupId, (bytes) => ctx.heartbeat({ phase: 'download', bytes }));
     }),
-    // The activity's cancellation reaches the zstd and pg_restore these run: a cancelled drill leaves no process behind.
-    decryptForDrill: failuresTranslated((drillId: string) => whileHeartbeating('decrypt', () => decryptForDrill(config, drillId, Context.current().cancellationSignal))),
-    restoreForDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
-      whileHeartbeating('restore', () => restoreForDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal)),
+    // Each heartbeats from progress (bytes, tables, or its server session at work) and gets the
+    // activity's cancellation: a cancelled or stalled drill leaves no zstd or pg_restore behind.
+    decryptForDrill: failuresTranslated((drillId: string) =>
+      heartbeatFromProgress({ what: `decrypting the backup of drill ${drillId}`, stallSeconds: config.timeouts.stallSeconds }, (report, signal) => decryptForDrill(config, drillId, signal, report)),
     ),
-    verifyDrill: failuresTranslated((database: string, drillId: string, scratch: string) =>
-      whileHeartbeating('verify', () => verifyDrill(config, db(database), drillId, scratch, Context.current().cancellationSignal)),
-    ),
+    restoreForDrill: failuresTranslated((database: string, drillId: string, scratch: string) => {
+      const applicationName = `lifeline-pg_restore-${randomBytes(6).toString('hex')}`;
+      const conn = onDatabase(drillServer(db(database)), scratch);
+      return heartbeatFromProgress(
+        {
+          what: `the drill's restore into ${conn.label}`,
+          stallSeconds: config.timeouts.stallSeconds,
+          diagnose: () => diagnoseSessions(conn, { pids: [], program: { name: 'pg_restore', applicationName } }),
+        },
+        (_report, signal) => restoreForDrill(config, db(database), drillId, scratch, { signal, applicationName }),
+      );
+    }),
+    verifyDrill: failuresTranslated((database: string, drillId: string, scratch: string) => {
+      const conn = onDatabase(drillServer(db(database)), scratch);
+      let last: VerifyProgress | undefined;
+      return heartbeatFromProgress(
+        {
+          what: `verifying the drill's copy in ${conn.label}`,
+          stallSeconds: config.timeouts.stallSeconds,
+          diagnose: async () => (last?.command ? { busy: 'the check command runs (it has its own timeout)' } : diagnoseSessions(conn, { pids: last?.pid ? [last.pid] : [] })),
+          onStalled: async () => void (last?.pid && (await cancelQuery(conn, last.pid))),
+        },
+        (report, signal) => verifyDrill(config, db(database), drillId, scratch, signal, (p) => report((last = p).done)),
+      );
+    }),
     cleanupDrill: failuresTranslated(async (database: string, drillId: string, scratch: string): Promise<void> => cleanupDrill(config, db(database), drillId, scratch)),
 
     /** Report files, the audit entry, and the notice: critical naming the cause when the drill failed. */

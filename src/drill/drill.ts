@@ -16,7 +16,8 @@ import { dropDatabaseIfExists, onDatabase, withServer } from '../postgres/admin'
 import { quoteIdent, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 import { tableChecksum } from '../postgres/snapshot';
-import { verifyRestored } from '../restore/verify-restored';
+import { verifyRestored, type VerifyProgress } from '../restore/verify-restored';
+import { backendPid } from '../postgres/waits';
 import { LocalStorage } from '../storage/local';
 import type { DrillCheck, DrillFetched } from '../../workflows/definitions';
 
@@ -82,18 +83,23 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
 }
 
 /** Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress to a plain archive. */
-export async function decryptForDrill(config: LifelineConfig, drillId: string, signal?: AbortSignal): Promise<{ ms: number; rawBytes: number }> {
+export async function decryptForDrill(config: LifelineConfig, drillId: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<{ ms: number; rawBytes: number }> {
   const started = Date.now();
   const work = drillWorkDir(config, drillId);
   const { storage, manifest } = await localManifest(work);
   const chain = await openBackup(storage, manifest, keyringFor(config));
-  await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }), { signal });
+  const ticker = setInterval(() => onBytes?.(chain.stored.bytes), 1000);
+  try {
+    await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }), { signal });
+  } finally {
+    clearInterval(ticker);
+  }
   if (chain.raw.sha256() !== manifest.rawSha256) throw new IntegrityError(`backup ${manifest.id}: the decrypted archive differs from the one pg_dump wrote`);
   return { ms: Date.now() - started, rawBytes: chain.raw.bytes };
 }
 
 /** Step 3: a new scratch database on the drill server, restored from the plain archive. */
-export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal): Promise<{ ms: number }> {
+export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, run: { signal?: AbortSignal; applicationName?: string } = {}): Promise<{ ms: number }> {
   const started = Date.now();
   const server = drillServer(db);
   await withServer(server, async (client) => {
@@ -101,12 +107,12 @@ export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig
     await client.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`);
   });
   // A staged file allows -j, but pg_dump wrote it to a pipe (no data offsets): one job is faster (README, Restores).
-  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump'), signal });
+  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump'), ...run });
   return { ms: Date.now() - started };
 }
 
 /** Step 4: exact row counts, checksums of the critical tables, SQL assertions and the critical-path command. */
-export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal): Promise<{ ms: number; checks: DrillCheck[] }> {
+export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal, onProgress?: (p: VerifyProgress) => void): Promise<{ ms: number; checks: DrillCheck[] }> {
   const started = Date.now();
   // The row counts and checksums below come from the manifest: authenticated again, each step trusts only what it checked.
   const { storage, manifest } = await localManifest(drillWorkDir(config, drillId));
@@ -115,7 +121,7 @@ export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, dr
   const checks: DrillCheck[] = [];
   const tables = manifest.tables.filter((t) => t.kind === 'table').map((t) => `${t.schema}.${t.name}`);
   try {
-    const v = await verifyRestored(conn, manifest, tables, { schemaOnly: false, checks: { sql: db.drill.sql, command: db.drill.command }, signal });
+    const v = await verifyRestored(conn, manifest, tables, { schemaOnly: false, checks: { sql: db.drill.sql, command: db.drill.command }, signal, onProgress });
     checks.push({ name: `row counts of ${v.tables.length} tables`, ok: true });
     checks.push(...v.checks.map((c) => ({ name: c.name, ok: c.ok, detail: c.detail })));
   } catch (err) {
@@ -127,6 +133,7 @@ export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, dr
   await withConnection(conn, async (client) => {
     for (const table of db.drill.criticalTables) {
       const recorded = manifest.checksums?.[table];
+      onProgress?.({ done: tables.length + checks.length, pid: backendPid(client) });
       const actual = await tableChecksum(client, table).catch((e: Error) => `error: ${e.message}`);
       checks.push({
         name: `checksum of ${table}`,

@@ -110,7 +110,9 @@ export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
   // back into the URL here, in this process's memory only.
   const url = new URL(conn.safeUrl);
   if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
-  const client = new pg.Client({ ...pgClientConfig(url.toString()), application_name: 'lifeline' });
+  // A server that accepts and never answers fails the connection instead of hanging it; keepalive
+  // notices a server that went away in the middle of a long query.
+  const client = new pg.Client({ ...pgClientConfig(url.toString()), application_name: 'lifeline', connectionTimeoutMillis: 30_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
   try {
     await client.connect();
   } catch (err) {
