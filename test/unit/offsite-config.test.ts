@@ -43,6 +43,8 @@ describe('destinations and KMS configuration', () => {
         sseKmsKeyId: undefined,
         objectLock: { mode: 'GOVERNANCE', days: 30 },
         retentionDays: undefined,
+        // The defaults of BACKUP_CONNECT_TIMEOUT and BACKUP_REQUEST_TIMEOUT.
+        network: { connectSeconds: 10, idleSeconds: 120 },
         // Names of the variables, never their values.
         credentialsEnv: { accessKeyId: 'BACKUP_S3_ACCESS_KEY_ID', secretAccessKey: 'BACKUP_S3_SECRET_ACCESS_KEY' },
       },
