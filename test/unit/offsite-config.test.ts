@@ -50,7 +50,7 @@ describe('destinations and KMS configuration', () => {
       },
       { name: 'archive', kind: 'local', path: path.join(cwd, 'archive'), retentionDays: undefined },
     ]);
-    assert.deepEqual(config.encryption.kms, { keyId: 'alias/lifeline', endpoint: undefined, region: 'eu-west-1' });
+    assert.deepEqual(config.encryption.kms, { keyId: 'alias/lifeline', endpoint: undefined, region: 'eu-west-1', allowedKeyIds: [], network: { connectSeconds: 10, idleSeconds: 120 } });
   });
 
   it('has no destinations and the local key file by default', () => {
