@@ -36,17 +36,3 @@ export function failuresTranslated<A extends unknown[], R>(fn: (...args: A) => P
     }
   };
 }
-
-/**
- * Runs a step that reports no progress of its own, heartbeating every 5 s meanwhile: the worker
- * is known alive, and a cancellation requested by the workflow reaches the step.
- */
-export async function whileHeartbeating<R>(phase: string, fn: () => Promise<R>): Promise<R> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat({ phase }), 5000);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
-}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { catalogBackup } from '../src/backup/catalog-backup';
 import { dumpToRepository } from '../src/backup/dump';
@@ -16,7 +17,7 @@ import { checkInPlace, verifyRestored, type VerifyProgress } from '../src/restor
 import { cancelQuery, diagnoseSessions } from '../src/postgres/waits';
 import { heartbeatFromProgress } from './progress';
 import type { RestorePlan, RestoreVerification, RestoreWorkflowInput } from '../workflows/definitions';
-import { failuresTranslated, owningWorkflow, whileHeartbeating } from './errors';
+import { failuresTranslated, owningWorkflow } from './errors';
 
 /** Which backup goes where: names only, resolved here against the worker's configuration. */
 export interface RestoreRef {
@@ -29,7 +30,8 @@ export interface RestoreRef {
 
 export function createRestoreActivities(config: LifelineConfig) {
   const storageOf = (ref: RestoreRef) => storageNamed(config, findDatabase(config, ref.database), ref.storage ?? LOCAL);
-  const manifestOf = (ref: RestoreRef) => new Catalog(storageOf(ref)).get(ref.backupId);
+  // Re-read and authenticated at every step: the file may have changed while the restore waited.
+  const manifestOf = (ref: RestoreRef) => new Catalog(storageOf(ref)).getAuthenticated(ref.backupId, keyringFor(config));
   const progress = (phase: string) => (bytes: number) => Context.current().heartbeat({ phase, bytesRead: bytes });
 
   return {
@@ -67,17 +69,21 @@ export function createRestoreActivities(config: LifelineConfig) {
       });
     }),
 
-    restoreTables: failuresTranslated((ref: RestoreRef, tables: string[]): Promise<void> =>
-      whileHeartbeating('restoring tables', async () =>
-        restoreTables(config, {
-          storage: storageOf(ref),
-          manifest: await manifestOf(ref),
-          target: resolveTarget(config, ref.target),
-          tables,
-          signal: Context.current().cancellationSignal,
-        }),
-      ),
-    ),
+    restoreTables: failuresTranslated(async (ref: RestoreRef, tables: string[]): Promise<void> => {
+      const target = resolveTarget(config, ref.target);
+      const conn = resolveConnection(target);
+      const manifest = await manifestOf(ref);
+      // Bytes move until the whole file is read; after that the foreign-key check runs in psql's session.
+      const applicationName = `lifeline-restore-tables-${randomBytes(6).toString('hex')}`;
+      await heartbeatFromProgress(
+        {
+          what: `restoring ${tables.length} table(s) into ${conn.label}`,
+          stallSeconds: config.timeouts.stallSeconds,
+          diagnose: () => diagnoseSessions(conn, { pids: [], program: { name: 'psql', applicationName } }),
+        },
+        (report, signal) => restoreTables(config, { storage: storageOf(ref), manifest, target, tables, signal, onProgress: report, applicationName }),
+      );
+    }),
 
     /** Checks the restored data where it is: the scratch database before a swap, or the target. */
     verifyRestored: failuresTranslated(

@@ -44,8 +44,26 @@ export function runCheckCommand(
 ): Promise<{ ok: boolean; detail: string }> {
   registerSecret(conn.password);
   return new Promise((resolve) => {
-    // A cancelled step ends its command too (the operator's tests may run long).
-    const child = spawn('sh', ['-c', command], { env: checkCommandEnv(conn, about), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, signal });
+    // Its own process group, so that a timeout or a cancelled step ends everything the command
+    // started (`sh -c "npm test"` forks), not just the shell.
+    const child = spawn('sh', ['-c', command], { env: checkCommandEnv(conn, about), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let killedBy: string | undefined;
+    const killGroup = (why: string) => {
+      killedBy ??= why;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => killGroup(`the ${Math.round(timeoutMs / 1000)} s timeout`), timeoutMs);
+    const onAbort = () => killGroup('cancellation');
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     let output = '';
     let cut = false;
     const keep = (d: Buffer) => {
@@ -63,7 +81,16 @@ export function runCheckCommand(
       if (cut) lines.shift();
       return redact(lines.slice(-15).join('\n'));
     };
-    child.once('error', (err) => resolve({ ok: false, detail: redact(err.message) }));
-    child.once('close', (code, killed) => resolve({ ok: code === 0, detail: `${killed ? `killed by ${killed}` : `exit ${code}`}: ${tail()}` }));
+    child.once('error', (err) => {
+      settle();
+      resolve({ ok: false, detail: redact(err.message) });
+    });
+    child.once('close', (code, killed) => {
+      settle();
+      // What the command left running in the background ends with it.
+      if (child.pid) killGroup(killedBy ?? 'the end of the command');
+      const how = killed ? `killed by ${killedBy ?? killed}` : `exit ${code}`;
+      resolve({ ok: code === 0 && !killed, detail: `${how}: ${tail()}` });
+    });
   });
 }

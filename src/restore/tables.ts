@@ -26,6 +26,8 @@ export interface TablesRestore {
   signal?: AbortSignal;
   /** Stored bytes read so far, every 2 s: the whole file is read (and authenticated) before COMMIT. */
   onProgress?: (bytes: number) => void;
+  /** Names psql's session on the server (PGAPPNAME), so that a stalled restore can be diagnosed. */
+  applicationName?: string;
 }
 
 /**
@@ -133,7 +135,7 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
     ticker = setInterval(() => r.onProgress?.(chain.stored.bytes), 2000);
     // Wired as two pipelines, not one Duplex: pg_restore stops reading once it has the selected
     // tables, and its output must still be read to the end.
-    const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-']);
+    const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-'], { signal: r.signal });
     const feeding = runPipeline([...chain.stages, processInput(script)], r.signal);
     const transaction = async function* (rows: AsyncIterable<Buffer>) {
       yield Buffer.from(`BEGIN;\n${beforeSql(oids)}\n`);
@@ -145,7 +147,8 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
       yield Buffer.from(`\n${afterSql(oids)}\nCOMMIT;\n`);
     };
     const psql = spawnChild(pgTool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', `--dbname=${conn.safeUrl}`], {
-      env: libpqEnv(conn),
+      env: { ...libpqEnv(conn), ...(r.applicationName && { PGAPPNAME: r.applicationName }) },
+      signal: r.signal,
       classify: (code, _signal, stderr) =>
         new LifelineError('RestoreFailed', `restoring ${r.tables.join(', ')} into ${conn.label} failed and was rolled back (status ${code}): ${stderr}`, {
           hint: /session_replication_role/.test(stderr)

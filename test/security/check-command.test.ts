@@ -1,0 +1,72 @@
+/**
+ * An operator's restore-check or drill command runs under `sh -c`: a timeout or a cancelled step
+ * must end everything it started, not only the shell, and it must not see the worker's secrets.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { runCheckCommand } from '../../src/restore/check-command';
+import type { ResolvedConnection } from '../../src/postgres/connection';
+
+const conn: ResolvedConnection = { safeUrl: 'postgresql://checker@127.0.0.1:5432/restored', password: 'pw-of-the-restored-db', label: '127.0.0.1:5432/restored' };
+const about = { database: 'restored', backupId: 'restored_backup_20261128_010000' };
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
+}
+
+/** A command that starts a long-lived background child, writes its pid, and waits. */
+function forking(dir: string): { command: string; pid: () => number } {
+  const file = path.join(dir, 'child.pid');
+  return { command: `sleep 300 & echo $! > '${file}'; wait`, pid: () => Number(readFileSync(file, 'utf8').trim()) };
+}
+
+describe('check commands', () => {
+  it('a timeout ends the command and the programs it started', async () => {
+    const f = forking(mkdtempSync(path.join(tmpdir(), 'lifeline-check-')));
+    const result = await runCheckCommand(f.command, conn, about, undefined, 1500);
+    assert.equal(result.ok, false);
+    assert.match(result.detail, /killed by the \d+ s timeout/);
+    assert.ok(await gone(f.pid()), 'the background sleep outlived the timed-out check');
+  });
+
+  it('a cancelled step ends the command and the programs it started', async () => {
+    const f = forking(mkdtempSync(path.join(tmpdir(), 'lifeline-check-')));
+    const abort = new AbortController();
+    const running = runCheckCommand(f.command, conn, about, abort.signal, 60_000);
+    await new Promise((r) => setTimeout(r, 700));
+    abort.abort();
+    const result = await running;
+    assert.equal(result.ok, false);
+    assert.match(result.detail, /killed by cancellation/);
+    assert.ok(await gone(f.pid()), 'the background sleep outlived the cancelled check');
+  });
+
+  it('sees only what it needs, and its output is redacted', async () => {
+    process.env.BACKUP_S3_SECRET_ACCESS_KEY = 'worker-s3-secret-not-for-checks';
+    process.env.LIFELINE_CHECK_FLAVOUR = 'smoke';
+    try {
+      const result = await runCheckCommand('env; exit 3', conn, about);
+      assert.equal(result.ok, false);
+      assert.doesNotMatch(result.detail, /worker-s3-secret-not-for-checks/);
+      assert.doesNotMatch(result.detail, /pw-of-the-restored-db/, 'the restored database password is printed by env (DATABASE_URL, PGPASSWORD)');
+      assert.match(result.detail, /LIFELINE_CHECK_FLAVOUR=smoke/);
+      assert.match(result.detail, /^exit 3:/);
+    } finally {
+      delete process.env.BACKUP_S3_SECRET_ACCESS_KEY;
+      delete process.env.LIFELINE_CHECK_FLAVOUR;
+    }
+  });
+});
