@@ -180,7 +180,7 @@ describe('a worker killed in the middle of a table restore', () => {
     await waitFor(
       'the table restore to be inside its transaction',
       async () =>
-        (await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'rk_source' AND application_name = 'psql' AND wait_event_type = 'Lock'`))[0]!.n > 0,
+        (await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'rk_source' AND application_name LIKE 'lifeline-restore-tables-%' AND wait_event_type = 'Lock'`))[0]!.n > 0,
       90_000,
     );
     const dying = ctx.workers.pop()!;
