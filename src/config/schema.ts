@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { unmovableSecretParams } from '../security/redact';
 import { DATABASE_NAME_PATTERN } from '../catalog/naming';
 import { COMPRESSION_LEVELS } from '../pipeline/compression';
 import { KMS_ALLOWED_KEY } from '../crypto/keys/key-ids';
@@ -41,6 +42,11 @@ export const postgresUrl = z.string({ error: 'must be a postgresql:// URL' }).su
     ctx.addIssue({ code: 'custom', message: `must use postgresql:// (got ${url.protocol}//)` });
   } else if (!decodeURIComponent(url.pathname.replace(/^\//, ''))) {
     ctx.addIssue({ code: 'custom', message: 'must name a database, as in postgresql://user@host:5432/dbname' });
+  } else if (unmovableSecretParams(url).length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `holds ${unmovableSecretParams(url).join(', ')}, a secret that pg_dump would show on its command line; put it in a service file (PGSERVICEFILE, ?service=NAME) or use a key file without a passphrase (mode 0600)`,
+    });
   }
 });
 

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { DatabaseConfig } from '../config/config';
 import { LifelineError } from '../errors';
-import { redact, registerSecret } from '../security/redact';
+import { redact, registerSecret, unmovableSecretParams } from '../security/redact';
 
 /** A connection resolved on the worker side: the password never leaves this process's memory. */
 export interface ResolvedConnection {
@@ -31,6 +31,13 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
   const url = new URL(db.url);
   // libpq also reads `password` and `passfile` from the URL's query; on a command line `ps` would
   // show them, so they leave the URL and travel in the environment (PGPASSWORD, PGPASSFILE).
+  const unmovable = unmovableSecretParams(url);
+  if (unmovable.length > 0) {
+    // The configuration check refuses these too; a URL from elsewhere (a restore target) meets this one.
+    throw new LifelineError('InvalidInput', `the URL of ${db.name} holds ${unmovable.join(', ')}, a secret that would show on pg_dump's command line`, {
+      hint: 'put it in a service file (PGSERVICEFILE, ?service=NAME) or use a key file without a passphrase (mode 0600)',
+    });
+  }
   const fromParam = takeParam(url, 'password');
   const passfile = takeParam(url, 'passfile');
   let password = url.password ? decodeURIComponent(url.password) : fromParam;

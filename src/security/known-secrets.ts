@@ -4,13 +4,15 @@ import { registerSecret } from './redact';
 /** Variables that hold a secret whatever the configuration says (read by Lifeline or by the libraries it uses). */
 const SECRET_VARIABLES = ['BACKUP_SMTP_PASSWORD', 'BACKUP_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'PGPASSWORD'];
 
-function urlPassword(url: string | undefined): string | undefined {
-  if (!url) return undefined;
+/** The password in a URL's user part, and the value of every parameter named like a secret. */
+function urlSecrets(url: string | undefined): string[] {
+  if (!url) return [];
   try {
     const u = new URL(url);
-    return u.password ? decodeURIComponent(u.password) : (u.searchParams.get('password') ?? undefined);
+    const params = [...u.searchParams.entries()].filter(([k]) => /pass|secret/i.test(k) && k !== 'passfile').map(([, v]) => v);
+    return [...(u.password ? [decodeURIComponent(u.password)] : []), ...params];
   } catch {
-    return undefined;
+    return [];
   }
 }
 
@@ -21,8 +23,7 @@ function urlPassword(url: string | undefined): string | undefined {
 export function registerConfigSecrets(databases: DatabaseConfig[], destinations: DestinationConfig[], env: NodeJS.ProcessEnv): void {
   for (const name of SECRET_VARIABLES) registerSecret(env[name]);
   for (const db of databases) {
-    registerSecret(urlPassword(db.url));
-    registerSecret(urlPassword(db.drill.serverUrl));
+    for (const secret of [...urlSecrets(db.url), ...urlSecrets(db.drill.serverUrl)]) registerSecret(secret);
     if (db.passwordEnv) registerSecret(env[db.passwordEnv]);
   }
   for (const d of destinations) if (d.kind === 's3' && d.credentialsEnv) registerSecret(env[d.credentialsEnv.secretAccessKey]);

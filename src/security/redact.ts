@@ -13,8 +13,11 @@ export const REDACTED = '***';
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>`]*:)[^\s"'<>`]*@/gi;
 /** `password=…` in a URL query, a libpq conninfo string or an environment listing (PGPASSWORD=…). */
 const PASSWORD_PARAM = /(password\s*=\s*)(?:'[^']*'|[^\s&"'<>`,;]+)/gi;
-/** Secrets shorter than this are not searched for as values (they would blank out ordinary words). */
-const MIN_SECRET_LENGTH = 6;
+/**
+ * Secrets shorter than this are not searched for as values: a 3-letter one would blank out ordinary
+ * words everywhere. A 4- or 5-letter password may cost a message a word; leaking it would cost more.
+ */
+const MIN_SECRET_LENGTH = 4;
 
 const known = new Set<string>();
 let byLength: string[] = [];
@@ -74,6 +77,16 @@ export function urlHoldsPassword(url: string): boolean {
   } catch {
     return new RegExp(URL_PASSWORD.source, 'i').test(url) || new RegExp(PASSWORD_PARAM.source, 'i').test(url);
   }
+}
+
+/**
+ * Query parameters of a postgresql:// URL that hold a secret libpq reads only from the connection
+ * string (or a service file), such as `sslpassword`. `password` and `passfile` are not among them:
+ * they move to PGPASSWORD / PGPASSFILE. Anything else would reach pg_dump's command line, where `ps`
+ * shows it, so such a URL is refused.
+ */
+export function unmovableSecretParams(url: URL): string[] {
+  return [...new Set(url.searchParams.keys())].filter((k) => /pass|secret/i.test(k) && !['password', 'passfile'].includes(k));
 }
 
 /** 64 hex digits, or base64 of 32 bytes: what a master key looks like written out. */
