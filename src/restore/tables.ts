@@ -10,7 +10,7 @@ import { checkWhole, openBackup } from '../backup/read-backup';
 import type { BackupStorage } from '../storage/storage';
 import { feedAndWait, processInput, processOutput, spawnChild } from '../pipeline/child-process';
 import { runPipeline } from '../pipeline/run';
-import { pgTool } from '../postgres/binaries';
+import { pgTool, requireSafeScriptOutput } from '../postgres/binaries';
 import { tableDataOf } from '../postgres/pg-restore-list';
 import { libpqEnv, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { backupTables } from './backup-tables';
@@ -121,6 +121,7 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
     if (!entry) throw new IntegrityError(`backup ${r.manifest.id} holds no data for ${qualifiedName(t)}`);
     return entry;
   });
+  await requireSafeScriptOutput(pgTool('pg_restore'));
   const conn = resolveConnection(r.target);
   const oids = await targetOids(conn, tables);
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-tables-'));
