@@ -4,6 +4,14 @@ import { deliverWithRetries } from './retry';
 
 const EMOJI: Record<Notice['severity'], string> = { info: ':white_check_mark:', warning: ':warning:', critical: ':rotating_light:' };
 
+/**
+ * Slack's escaping for message text: a name or reason from a workflow input (`<https://evil|Approve>`,
+ * `<!channel>`) stays text instead of becoming a link or a mention.
+ */
+export function slackText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /** Posts Slack-compatible JSON (`text` plus the structured notice) to BACKUP_WEBHOOK_URL. */
 export class WebhookNotifier implements Notifier {
   readonly name = 'webhook';
@@ -19,7 +27,7 @@ export class WebhookNotifier implements Notifier {
   }
 
   private async post(notice: Notice): Promise<void> {
-    const text = `${EMOJI[notice.severity]} *${notice.title}*\n${notice.text}${notice.link ? `\n<${notice.link}|Open in Temporal>` : ''}`;
+    const text = `${EMOJI[notice.severity]} *${slackText(notice.title)}*\n${slackText(notice.text)}${notice.link ? `\n<${notice.link}|Open in Temporal>` : ''}`;
     let response: Response;
     try {
       response = await fetch(this.url, {

@@ -145,8 +145,10 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
     for (const target of [
       `postgresql://g_prod_owner@127.0.0.1:${port}/g_prod`,
       `postgres://g_prod_owner@LocalHost:${port}/g%5Fprod?sslmode=disable`,
-      // The server's Unix socket, as libpq and node-postgres read ?host=.
-      `postgresql:///g_prod?host=${encodeURIComponent(servers.cluster.dir)}&port=${port}&user=g_prod_owner`,
+      // The server's Unix socket folder, as the URL's (percent-encoded) host.
+      `postgresql://g_prod_owner@${encodeURIComponent(servers.cluster.dir)}:${port}/g_prod`,
+      // 127.0.0.1 as one 32-bit number (getaddrinfo reads it so for libpq and node-postgres).
+      `postgresql://g_prod_owner@2130706433:${port}/g_prod`,
     ]) {
       const failure = await refusedFailure(await start(queue.fleet, { target, force: true, mode: 'tables', tables: ['categories'] }));
       assert.equal(failure.type, 'ForceRefused', `${target}: ${failure.message}`);
@@ -256,6 +258,26 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
     if (process.env.LIFELINE_RECORD_HISTORY) {
       writeFileSync(path.join(__dirname, '..', 'replay', 'histories', 'restore-refused-decisions.json'), historyToJSON(await handle.fetchHistory()));
     }
+  });
+
+  it('look-alikes of the requester\'s name do not count as someone else', async () => {
+    const handle = await start(queue.fleet, { database: 'g_prod', requestedBy: 'Alice', mode: 'tables', tables: ['categories'] });
+    await waiting(handle);
+    const lookAlikes: Array<[string, RegExp]> = [
+      ['alice\u200b', /no invisible characters/], // a zero-width space after the name
+      ['\u0430lice', /may not mix Latin with Cyrillic/], // a Cyrillic "а"
+      ['\uff21\uff2c\uff29\uff23\uff25', /four eyes/], // full-width ALICE
+    ];
+    for (const [by, why] of lookAlikes) {
+      await assert.rejects(handle.executeUpdate(approveUpdate, { args: [{ by }] }), (err: Error) => {
+        assert.match(rootFailure(err).message, why);
+        return true;
+      });
+    }
+    assert.equal(await handle.query(restoreStateQuery), 'WAITING_APPROVAL');
+    assert.deepEqual((await decisionsOf(handle)).map((d) => d.counted), [false, false, false]);
+    await handle.executeUpdate(cancelUpdate, { args: [{ by: 'carol', reason: 'test over' }] });
+    assert.equal(((await handle.result()) as RestoreWorkflowResult).outcome, 'cancelled');
   });
 
   it('a failure after the tables were committed says they were replaced', async () => {
