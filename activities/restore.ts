@@ -42,7 +42,7 @@ export function createRestoreActivities(config: LifelineConfig) {
     /** An ordinary backup of the target, type pre-restore, verified and catalogued under the target's name. */
     snapshotTarget: failuresTranslated(async (target: string, backupId: string): Promise<string> => {
       const ctx = Context.current();
-      const db = resolveTarget(config, target);
+      const db = await resolveTarget(config, target);
       const record = await dumpToRepository(
         config,
         db,
@@ -61,7 +61,7 @@ export function createRestoreActivities(config: LifelineConfig) {
       await restoreIntoScratch(config, {
         storage: storageOf(ref),
         manifest: await manifestOf(ref),
-        target: resolveTarget(config, ref.target),
+        target: await resolveTarget(config, ref.target),
         scratch,
         schemaOnly,
         signal: Context.current().cancellationSignal,
@@ -70,7 +70,7 @@ export function createRestoreActivities(config: LifelineConfig) {
     }),
 
     restoreTables: failuresTranslated(async (ref: RestoreRef, tables: string[]): Promise<void> => {
-      const target = resolveTarget(config, ref.target);
+      const target = await resolveTarget(config, ref.target);
       const conn = resolveConnection(target);
       const manifest = await manifestOf(ref);
       // Bytes move until the whole file is read; after that the foreign-key check runs in psql's session.
@@ -88,7 +88,7 @@ export function createRestoreActivities(config: LifelineConfig) {
     /** Checks the restored data where it is: the scratch database before a swap, or the target. */
     verifyRestored: failuresTranslated(
       async (ref: RestoreRef, database: string | undefined, tables: string[], schemaOnly: boolean): Promise<RestoreVerification> => {
-        const target = resolveTarget(config, ref.target);
+        const target = await resolveTarget(config, ref.target);
         const base = resolveConnection(target);
         const conn = database ? onDatabase(base, database) : base;
         const manifest = await manifestOf(ref);
@@ -107,16 +107,16 @@ export function createRestoreActivities(config: LifelineConfig) {
     ),
 
     swapIn: failuresTranslated(async (target: string, scratch: string, previous: string) => {
-      return swapIn(resolveTarget(config, target), scratch, previous);
+      return swapIn(await resolveTarget(config, target), scratch, previous);
     }),
 
     checkInPlace: failuresTranslated(async (target: string): Promise<RestoreVerification['checks']> => {
-      const db = resolveTarget(config, target);
+      const db = await resolveTarget(config, target);
       return checkInPlace(resolveConnection(db), db.restoreChecks);
     }),
 
     dropScratch: failuresTranslated(async (target: string, scratch: string): Promise<void> => {
-      await dropScratch(resolveTarget(config, target), scratch);
+      await dropScratch(await resolveTarget(config, target), scratch);
     }),
   };
 }

@@ -1,16 +1,22 @@
 import type pg from 'pg';
 import { LifelineError } from '../errors';
 import { quoteIdent, withConnection, type ResolvedConnection } from './connection';
+import { parsePgUrl } from './pg-url';
 
-/** The same server and credentials, connected to another database (by default the maintenance db). */
+/**
+ * The same server and credentials, connected to another database (by default the maintenance db).
+ * parsePgUrl refuses a URL whose query names a database, so the path alone decides it for libpq too.
+ */
 export function onDatabase(conn: ResolvedConnection, database = 'postgres'): ResolvedConnection {
+  parsePgUrl(conn.safeUrl, { what: `the URL of ${conn.label}` });
   const url = new URL(conn.safeUrl);
   url.pathname = `/${encodeURIComponent(database)}`;
   return { ...conn, safeUrl: url.toString(), label: `${url.hostname}:${url.port || 5432}/${database}` };
 }
 
+/** The database a connection uses (and a full restore renames): read as the restore guard reads it. */
 export function databaseOf(conn: ResolvedConnection): string {
-  return decodeURIComponent(new URL(conn.safeUrl).pathname.slice(1));
+  return parsePgUrl(conn.safeUrl, { what: `the URL of ${conn.label}` }).database;
 }
 
 export async function databaseSize(client: pg.Client, name: string): Promise<number | undefined> {

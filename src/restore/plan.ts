@@ -11,7 +11,8 @@ import type { RestorePlan, RestoreWorkflowInput } from '../../workflows/definiti
 import { tableDataOf } from '../postgres/pg-restore-list';
 import { backupTables } from './backup-tables';
 import { selectBackup } from './select-backup';
-import { resolveTarget } from './target';
+import { identityRefusal } from './server-identity';
+import { isUrl, resolveTarget } from './target';
 
 /** Rough pg_restore speed for the estimate shown to approvers (single job, 2 cores). */
 const RESTORE_BYTES_PER_SECOND = 40 * 1024 * 1024;
@@ -73,9 +74,12 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
   const missing = needsData ? backupTables(manifest, tables).filter((t) => !tableDataOf(toc, t, manifest.tables)).map(qualifiedName) : [];
   if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
 
-  const target = resolveTarget(config, input.target ?? source.name);
+  const target = await resolveTarget(config, input.target ?? source.name);
   const conn = resolveConnection(target);
   const dbName = databaseOf(conn);
+  // A forced restore to a URL: its address matched no configured database that refuses force; its
+  // server's identity must not either (a tunnel, a proxy or another address reaches the same server).
+  const forceRefusal = input.force && target.forceRefusal === undefined && isUrl(input.target ?? '') ? await identityRefusal(config, conn) : target.forceRefusal;
   const { exists, sizeBytes } = await withServer(conn, async (client) => ({
     exists: await databaseExists(client, dbName),
     sizeBytes: await databaseSize(client, dbName),
@@ -106,9 +110,9 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
       exists,
       sizeBytes,
       production: target.production,
-      allowForceRestore: target.allowForceRestore,
+      allowForceRestore: target.allowForceRestore && forceRefusal === undefined,
       fourEyes: target.fourEyes,
-      forceRefusal: target.forceRefusal,
+      forceRefusal,
     },
     summary: `${what} with backup ${manifest.id} (taken ${manifest.startedAt})${exists ? ', after a pre-restore snapshot of it' : ''}.`,
     snapshotFirst: exists,

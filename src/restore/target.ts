@@ -1,5 +1,8 @@
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
+import { lookup } from 'node:dns/promises';
+import { networkInterfaces } from 'node:os';
 import { LifelineError } from '../errors';
+import { isSocketHost, parsePgUrl, type PgUrl } from '../postgres/pg-url';
 
 /** A restore target, with the sentence that explains whether `--force` may replace it. */
 export interface RestoreTarget extends DatabaseConfig {
@@ -7,57 +10,65 @@ export interface RestoreTarget extends DatabaseConfig {
   forceRefusal?: string;
 }
 
-function isUrl(target: string): boolean {
+/** A restore target given as a URL rather than a configured database's name. */
+export function isUrl(target: string): boolean {
   return /^postgres(ql)?:\/\//.test(target);
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?|\[?::ffff:127(\.\d{1,3}){3}\]?)$/;
+/** One name for this machine: every address, socket and alias that reaches a server running here. */
+const THIS_MACHINE = 'this machine';
+
+/** An address in one spelling: IPv6 compressed, an IPv4-mapped one (::ffff:7f00:1) as the IPv4 address it reaches. */
+function canonical(address: string): string {
+  if (!address.includes(':')) return address.toLowerCase();
+  let six: string;
+  try {
+    six = new URL(`http://[${address}]`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(six);
+  if (!mapped) return six;
+  const n = parseInt(mapped[1]!, 16) * 65536 + parseInt(mapped[2]!, 16);
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** Loopback, the "any" address (Linux connects it to this host), or one of this machine's own addresses. */
+function isThisMachine(address: string): boolean {
+  if (/^127\./.test(address) || ['0.0.0.0', '::1', '::', 'localhost'].includes(address)) return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => canonical(i.address) === address));
+}
 
 /**
- * Where a postgresql:// URL connects, the way libpq reads it: `?host=`, `?hostaddr=`, `?port=` and
- * `?dbname=` override the URL's parts, and host and port may be lists. Host names compare
- * case-insensitively, the port defaults to 5432, and every form of "this machine" (loopback
- * addresses, localhost, a Unix socket folder, no host at all) counts as one host, so that a URL
- * cannot look like another database by spelling the same server differently.
+ * Where a host connects, as a set of addresses: resolved the way libpq and node-postgres resolve it
+ * (getaddrinfo, which also reads 127.1, 2130706433 and 0x7f.1 as 127.0.0.1), so that a URL cannot
+ * look like another server by spelling the same one differently. The name itself counts too: a name
+ * that does not resolve now still matches its own spelling.
  */
-export function endpointOf(url: string): { places: Set<string>; database: string; label: string } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new LifelineError('InvalidInput', 'the target is not a URL like postgresql://user@host:5432/dbname');
+async function addressesOf(host: string): Promise<string[]> {
+  if (isSocketHost(host)) return [THIS_MACHINE];
+  const found = await lookup(host, { all: true, verbatim: true }).catch(() => []);
+  return [host, ...found.map((f) => f.address)].map(canonical).map((a) => (isThisMachine(a) ? THIS_MACHINE : a));
+}
+
+/** Every (address, port) a URL may connect to. Matching too much only makes a URL inherit a configured database's guards. */
+async function placesOf(parsed: PgUrl): Promise<Set<string>> {
+  const addresses = (await Promise.all(parsed.hosts.map(addressesOf))).flat();
+  return new Set(addresses.flatMap((a) => parsed.ports.map((p) => `${a} port ${p}`)));
+}
+
+/** The configured database a URL names (same server, port and database), if any. */
+export async function configuredDatabaseAt(config: LifelineConfig, url: string): Promise<DatabaseConfig | undefined> {
+  const wanted = parsePgUrl(url, { strict: true });
+  const places = await placesOf(wanted);
+  for (const db of config.databases) {
+    const have = parsePgUrl(db.url, { what: `the url of database ${db.name}` });
+    if (have.database === wanted.database && [...(await placesOf(have))].some((p) => places.has(p))) return db;
   }
-  const param = (name: string) => u.searchParams.getAll(name).flatMap((v) => v.split(','));
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      return s;
-    }
-  };
-  const host = (h: string) => {
-    const name = decode(h).trim().toLowerCase();
-    return name === '' || name.startsWith('/') || name.startsWith('@') || LOOPBACK.test(name) ? 'local' : name.replace(/^\[(.*)\]$/, '$1');
-  };
-  const hosts = [...(param('host').length ? param('host') : [u.hostname]), ...param('hostaddr')].map(host);
-  const ports = (param('port').length ? param('port') : [u.port]).map((p) => p.trim() || '5432');
-  // Every host with every port: matching too much only makes a URL inherit a configured database's guards.
-  const places = new Set(hosts.flatMap((h) => ports.map((p) => `${h}:${p}`)));
-  const database = param('dbname').at(-1) ?? decode(u.pathname.slice(1));
-  const label = `${decode(param('host')[0] ?? u.hostname) || 'localhost'}:${ports[0]}/${database}`;
-  return { places, database, label };
+  return undefined;
 }
 
-/** The configured database a URL names (same server and database), if any. */
-export function configuredDatabaseAt(config: LifelineConfig, url: string): DatabaseConfig | undefined {
-  const wanted = endpointOf(url);
-  return config.databases.find((db) => {
-    const have = endpointOf(db.url);
-    return have.database === wanted.database && [...have.places].some((p) => wanted.places.has(p));
-  });
-}
-
-function refusalOf(db: DatabaseConfig, how: string): string | undefined {
+export function refusalOf(db: DatabaseConfig, how: string): string | undefined {
   if (db.allowForceRestore) return undefined;
   return `target ${how} is ${db.production ? 'a production database' : 'a database'} that does not allow forced restores ` +
     `(allowForceRestore is not true for ${db.name}). Restore without --force and have someone approve it, ` +
@@ -66,11 +77,13 @@ function refusalOf(db: DatabaseConfig, how: string): string | undefined {
 
 /**
  * A restore target: a configured database, or a URL without a password (the worker's .pgpass or
- * PGPASSFILE supplies it). A URL that names a configured database (same server, port and
- * database) is that database, with its production, force and four-eyes settings. Any other URL is
- * treated as production; `--force` may replace it only where allowForceRestoreToUrlTargets says so.
+ * PGPASSFILE supplies it) whose query holds nothing that re-routes the connection. A URL that names
+ * a configured database (same server addresses, port and database) is that database, with its
+ * production, force and four-eyes settings. Any other URL is treated as production; `--force` may
+ * replace it only where allowForceRestoreToUrlTargets says so (and, checked in the plan, where the
+ * server's identity is no configured database's: see server-identity.ts).
  */
-export function resolveTarget(config: LifelineConfig, target: string): RestoreTarget {
+export async function resolveTarget(config: LifelineConfig, target: string): Promise<RestoreTarget> {
   if (!isUrl(target)) {
     const db = config.databases.find((d) => d.name === target);
     if (!db) {
@@ -82,8 +95,9 @@ export function resolveTarget(config: LifelineConfig, target: string): RestoreTa
   if (url.password || url.searchParams.has('password')) {
     throw new LifelineError('InvalidInput', 'the target URL holds a password; pass it without one (the worker reads .pgpass or PGPASSFILE)');
   }
-  const { database, label } = endpointOf(target);
-  const configured = configuredDatabaseAt(config, target);
+  const { hosts, ports, database } = parsePgUrl(target, { strict: true });
+  const label = `${hosts[0] || 'localhost'}:${ports[0]}/${database}`;
+  const configured = await configuredDatabaseAt(config, target);
   if (configured) {
     // The URL's own user connects (its password from .pgpass), with the configured database's guards.
     return { ...configured, url: target, passwordEnv: undefined, forceRefusal: refusalOf(configured, `${label} (configured database ${configured.name})`) };

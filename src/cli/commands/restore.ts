@@ -18,6 +18,8 @@ import { config, dbOption, jsonOption, pickDatabase } from '../common';
 import { printJson } from '../output';
 import { describePlan, describeRestoreResult } from '../restore-output';
 import { urlHoldsPassword } from '../../security/redact';
+import { parsePgUrl } from '../../postgres/pg-url';
+import { isUrl } from '../../restore/target';
 
 export const restoreCommand: Command = {
   name: 'restore',
@@ -26,7 +28,8 @@ export const restoreCommand: Command = {
     'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--offsite | --from DESTINATION] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
   details: `  --latest / --backup ID / --at TIME   which backup: newest full, a given id, newest full at or before TIME (ISO)
   --db NAME           database whose backups to use (default: the only configured one)
-  --target NAME|URL   where to restore (default: the same database); a URL must not hold a password
+  --target NAME|URL   where to restore (default: the same database); a URL must not hold a password, and
+                      names host, port and database in itself (?host=, ?port=, ?dbname=, ?service= are refused)
   --tables a,b        replace only these tables' rows (schema.table or table)
   --schema-only       replace the database with the backup's schema, no rows
   --data-only         replace every table's rows, keep the schema
@@ -60,6 +63,8 @@ export const restoreCommand: Command = {
           'password parameter: the worker reads the password from its .pgpass or PGPASSFILE',
       );
     }
+    // Nor a query that re-routes the connection: the guard would judge another server or database.
+    if (typeof values.target === 'string' && isUrl(values.target)) parsePgUrl(values.target, { strict: true, what: '--target' });
     const chosen = [values.latest, values.backup, values.at].filter((v) => v !== undefined && v !== false).length;
     if (chosen !== 1) throw new UsageError('choose the backup with exactly one of --latest, --backup ID, --at TIME');
     const modes = [values.tables, values['schema-only'], values['data-only']].filter((v) => v !== undefined && v !== false).length;
