@@ -27,9 +27,16 @@ export interface Anchor extends AuditHead {
   anchorMac: string;
 }
 
-/** Zero-padded, so that the names sort by seq. */
-export function anchorKey(seq: number): string {
-  return `${ANCHOR_PREFIX}${String(seq).padStart(12, '0')}.json`;
+/**
+ * Zero-padded, so that the names sort by seq. A chain started by `lifeline audit reset` (`chain`:
+ * its key id) anchors apart, as the seqs of the lost chain stay taken under Object Lock.
+ */
+export function anchorKey(seq: number, chain?: string): string {
+  return `${anchorPrefix(chain)}${String(seq).padStart(12, '0')}.json`;
+}
+
+export function anchorPrefix(chain?: string): string {
+  return chain ? `${ANCHOR_PREFIX}${chain}/` : ANCHOR_PREFIX;
 }
 
 const anchorText = (a: Pick<Anchor, 'auditKey' | 'seq' | 'mac'>) => `lifeline/audit-anchor\n${a.auditKey}\n${a.seq}\n${a.mac}`;
@@ -46,12 +53,15 @@ export interface AnchorOutcome {
    * Destinations that could not be reached (the audited action goes on; the failure is reported),
    * or that already hold another MAC for this seq: the log was cut back and grew again.
    */
-  failed: Array<{ destination: string; error: string }>;
+  failed: Array<{ destination: string; error: string; tampered?: true }>;
 }
 
-const ANCHOR_TIMEOUT_MS = 15_000;
+/** The seq is anchored already with another MAC: the log was cut back, or replaced with its key, and grew again. */
+class SeqTakenError extends Error {}
 
-function withTimeout<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
+export const ANCHOR_TIMEOUT_MS = 15_000;
+
+export function withTimeout<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
@@ -60,26 +70,29 @@ function withTimeout<T>(what: string, promise: Promise<T>, ms: number): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function writeAnchor(storage: BackupStorage, anchor: Anchor): Promise<void> {
-  const key = anchorKey(anchor.seq);
+async function writeAnchor(storage: BackupStorage, anchor: Anchor, chain: string | undefined): Promise<void> {
+  const key = anchorKey(anchor.seq, chain);
   if (await storage.putIfAbsent(key, Buffer.from(JSON.stringify(anchor, null, 2) + '\n'))) return;
   // Already there: a retried append wrote it (same MAC), or the log was cut back and grew again.
   const existing = parseAnchor(await storage.get(key));
   if (existing?.mac !== anchor.mac) {
-    throw new Error(`${storage.describe(key)} already anchors seq ${anchor.seq} with another MAC: the audit log was cut back and rewritten; run \`lifeline audit verify\``);
+    const other = existing && existing.auditKey !== anchor.auditKey ? ` under another audit key (${existing.auditKey}, ${existing.time})` : '';
+    throw new SeqTakenError(
+      `${storage.describe(key)} already anchors seq ${anchor.seq} with another MAC${other}: the audit log was cut back or replaced and rewritten; run \`lifeline audit verify\``,
+    );
   }
 }
 
 /** Best effort, all destinations at once: an unreachable destination is named in `failed`, never thrown. */
-export async function writeAnchors(storages: BackupStorage[], anchor: Anchor, timeoutMs = ANCHOR_TIMEOUT_MS): Promise<AnchorOutcome> {
+export async function writeAnchors(storages: BackupStorage[], anchor: Anchor, chain?: string, timeoutMs = ANCHOR_TIMEOUT_MS): Promise<AnchorOutcome> {
   const outcome: AnchorOutcome = { written: [], failed: [] };
   await Promise.all(
     storages.map(async (storage) => {
       try {
-        await withTimeout(`writing ${storage.describe(anchorKey(anchor.seq))}`, writeAnchor(storage, anchor), timeoutMs);
+        await withTimeout(`writing ${storage.describe(anchorKey(anchor.seq, chain))}`, writeAnchor(storage, anchor, chain), timeoutMs);
         outcome.written.push(storage.name);
       } catch (err) {
-        outcome.failed.push({ destination: storage.name, error: errorMessage(err) });
+        outcome.failed.push({ destination: storage.name, error: errorMessage(err), ...(err instanceof SeqTakenError && { tampered: true as const }) });
       }
     }),
   );
@@ -92,6 +105,12 @@ export interface DestinationAnchors {
   anchors: Anchor[];
   /** Anchors that are not authentic (planted or damaged). */
   rejected: string[];
+  /**
+   * Well-formed anchors under another audit key id, by seq. The audit key never changes (a master
+   * key rotation re-wraps the same key), so these are the anchors of a chain whose log and key
+   * file were replaced: the history they anchor is missing here.
+   */
+  foreign: Anchor[];
   /** Why the destination could not be read. */
   error?: string;
 }
@@ -99,7 +118,9 @@ export interface DestinationAnchors {
 function parseAnchor(body: Buffer | undefined): Anchor | undefined {
   try {
     const a = JSON.parse(body?.toString('utf8') ?? '') as Anchor;
-    return a.anchorVersion === 1 && Number.isInteger(a.seq) && typeof a.mac === 'string' && typeof a.auditKey === 'string' ? a : undefined;
+    const hex = (v: unknown, length: number) => typeof v === 'string' && v.length === length && /^[0-9a-f]+$/.test(v);
+    // A key id is 16 hex digits, a MAC 64: anything else was not written by Lifeline.
+    return a.anchorVersion === 1 && Number.isInteger(a.seq) && a.seq > 0 && hex(a.mac, 64) && hex(a.auditKey, 16) && hex(a.anchorMac, 64) ? a : undefined;
   } catch {
     return undefined;
   }
@@ -111,27 +132,53 @@ const PARALLEL_READS = 8;
  * Every anchor of a destination that `key` authenticates. All of them, not only the newest: a log
  * cut back and grown again has a newest line that matches its anchor, but older anchors that do
  * not. Without a key (the key file is gone) anchors cannot be authenticated and all well-formed
- * ones are taken: a planted anchor can then raise a false alarm, never hide a truncation.
+ * ones are taken: a planted anchor can then raise a false alarm, never hide a truncation. For the
+ * same reason a well-formed anchor under another key id is `foreign` (history missing), not ignored.
  */
-export async function readAnchors(storage: BackupStorage, key: AuditKey | undefined): Promise<DestinationAnchors> {
-  const result: DestinationAnchors = { destination: storage.name, anchors: [], rejected: [] };
+export async function readAnchors(storage: BackupStorage, key: AuditKey | undefined, chain?: string): Promise<DestinationAnchors> {
+  const result: DestinationAnchors = { destination: storage.name, anchors: [], rejected: [], foreign: [] };
+  const prefix = anchorPrefix(chain);
   try {
-    const keys = (await storage.list(ANCHOR_PREFIX)).map((o) => o.key).filter((k) => /^_audit\/anchors\/\d{12}\.json$/.test(k));
+    const keys = (await storage.list(prefix)).map((o) => o.key).filter((k) => k.startsWith(prefix) && /^\d{12}\.json$/.test(k.slice(prefix.length)));
     let next = 0;
     const reader = async () => {
       while (next < keys.length) {
         const objectKey = keys[next++]!;
         const anchor = parseAnchor(await storage.get(objectKey));
-        const authentic =
-          anchor && anchorKey(anchor.seq) === objectKey && (!key || (anchor.auditKey === key.id && key.checks(anchorText(anchor), anchor.anchorMac)));
-        if (authentic) result.anchors.push(anchor);
+        const wellFormed = anchor && anchorKey(anchor.seq, chain) === objectKey;
+        if (wellFormed && key && anchor.auditKey !== key.id) result.foreign.push(anchor);
+        else if (wellFormed && (!key || key.checks(anchorText(anchor), anchor.anchorMac))) result.anchors.push(anchor);
         else result.rejected.push(storage.describe(objectKey));
       }
     };
     await Promise.all(Array.from({ length: PARALLEL_READS }, reader));
     result.anchors.sort((a, b) => a.seq - b.seq);
+    result.foreign.sort((a, b) => a.seq - b.seq);
   } catch (err) {
     result.error = errorMessage(err);
   }
   return result;
+}
+
+/**
+ * The anchors of every chain a destination holds: the first chain's and those anchored apart
+ * (started by `lifeline audit reset`), merged as one answer.
+ */
+export async function readAllAnchors(storage: BackupStorage, key: AuditKey | undefined): Promise<DestinationAnchors> {
+  let chains: string[];
+  try {
+    const ids = (await storage.list(ANCHOR_PREFIX)).map((o) => /^_audit\/anchors\/([0-9a-f]{16})\//.exec(o.key)?.[1]);
+    chains = [...new Set(ids.filter((id): id is string => id !== undefined))];
+  } catch (err) {
+    return { destination: storage.name, anchors: [], rejected: [], foreign: [], error: errorMessage(err) };
+  }
+  const parts = await Promise.all([undefined, ...chains].map((chain) => readAnchors(storage, key, chain)));
+  const bySeq = (a: Anchor, b: Anchor) => a.seq - b.seq;
+  return {
+    destination: storage.name,
+    anchors: parts.flatMap((p) => p.anchors).sort(bySeq),
+    rejected: parts.flatMap((p) => p.rejected),
+    foreign: parts.flatMap((p) => p.foreign).sort(bySeq),
+    error: parts.find((p) => p.error)?.error,
+  };
 }

@@ -32,6 +32,8 @@ const AuditKeyFileSchema = z.object({
   rewrappedAt: z.string().optional(),
   /** Master keys that wrapped it before, oldest first. */
   previousKeyIds: z.array(z.string()),
+  /** Made by `lifeline audit reset` over a lost chain: anchors apart from it (covered by startMac). */
+  anchorsApart: z.literal(true).optional(),
 });
 export type AuditKeyFile = z.infer<typeof AuditKeyFileSchema>;
 
@@ -48,6 +50,7 @@ export class AuditKey {
   constructor(
     key: Buffer,
     readonly keyedFromSeq: number,
+    readonly anchorsApart = false,
   ) {
     this.key = Buffer.from(key);
     this.id = createHmac('sha256', key).update('lifeline/audit-key-id').digest('hex').slice(0, 16);
@@ -74,7 +77,12 @@ export class AuditKey {
   }
 
   private startText(): string {
-    return `lifeline/audit-start\n${this.id}\n${this.keyedFromSeq}`;
+    return `lifeline/audit-start\n${this.id}\n${this.keyedFromSeq}${this.anchorsApart ? '\nanchors-apart' : ''}`;
+  }
+
+  /** Where its anchors go: see anchorKey(). */
+  get anchorChain(): string | undefined {
+    return this.anchorsApart ? this.id : undefined;
   }
 }
 
@@ -107,11 +115,11 @@ function wrappingOf(record: AuditKeyFile): WrappedDataKey {
 const unwrapped = new Map<string, AuditKey>();
 
 async function openRecord(file: string, record: AuditKeyFile, keyring: Keyring): Promise<AuditKey> {
-  const cacheKey = `${file}\n${record.keyId}\n${record.wrappedKey}\n${record.keyedFromSeq}`;
+  const cacheKey = `${file}\n${record.keyId}\n${record.wrappedKey}\n${record.keyedFromSeq}\n${record.anchorsApart}`;
   let key = unwrapped.get(cacheKey);
   if (!key) {
     const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
-    key = new AuditKey(plaintext, record.keyedFromSeq);
+    key = new AuditKey(plaintext, record.keyedFromSeq, record.anchorsApart);
     plaintext.fill(0);
   }
   if (key.id !== record.auditKeyId || !key.provesStart(record.startMac)) {
@@ -155,6 +163,11 @@ const missingKey = (file: string) =>
     hint: 'restore audit-key.json from a copy of the repository; a new key would not verify the existing lines, so none is made',
   });
 
+export interface NewKeyOptions {
+  check?: () => Promise<void>;
+  anchorsApart?: true;
+}
+
 /** Where the audit key comes from: opened for checking, or for writing (made on first use, re-wrapped after a key rotation). */
 export interface AuditKeySource {
   readonly file: string;
@@ -163,8 +176,10 @@ export interface AuditKeySource {
   /**
    * The key new lines are written with. `nextSeq` (read under the log's lock) is where the keyed
    * chain starts if there is no key yet; `logIsKeyed` says whether the log already has keyed lines.
+   * `creating.check` runs before a new key is made and may refuse it (history found offsite);
+   * `creating.anchorsApart` makes a key that anchors apart (`lifeline audit reset`).
    */
-  forWriting(nextSeq: number, logIsKeyed: boolean): Promise<AuditKey>;
+  forWriting(nextSeq: number, logIsKeyed: boolean, creating?: NewKeyOptions): Promise<AuditKey>;
 }
 
 export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
@@ -175,7 +190,7 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
       return record && openRecord(file, record, keyring);
     },
 
-    async forWriting(nextSeq, logIsKeyed) {
+    async forWriting(nextSeq, logIsKeyed, creating = {}) {
       const record = await readAuditKeyFile(file);
       if (record) {
         const key = await openRecord(file, record, keyring);
@@ -186,8 +201,9 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
         return key;
       }
       if (logIsKeyed) throw missingKey(file);
+      await creating.check?.();
       const generated = await keyring.current.generateDataKey(AUDIT_KEY_CONTEXT);
-      const key = new AuditKey(generated.plaintext, nextSeq);
+      const key = new AuditKey(generated.plaintext, nextSeq, creating.anchorsApart);
       generated.plaintext.fill(0);
       const fresh: AuditKeyFile = {
         version: 1,
@@ -200,10 +216,11 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
         wrappedKey: generated.wrappedKey,
         createdAt: new Date().toISOString(),
         previousKeyIds: [],
+        ...(creating.anchorsApart && { anchorsApart: true as const }),
       };
       await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
       if (await writeAtomically(file, JSON.stringify(fresh, null, 2) + '\n', true)) return key;
-      return this.forWriting(nextSeq, logIsKeyed); // another writer made one first: use theirs
+      return this.forWriting(nextSeq, logIsKeyed, creating); // another writer made one first: use theirs
     },
   };
 }

@@ -9,7 +9,11 @@ import { logger } from '../logger';
 import type { BackupStorage } from '../storage/storage';
 import { withFileLock } from '../storage/file-lock';
 import { auditKeyFile, auditKeySource, type AuditKey, type AuditKeySource } from './audit-key';
-import { makeAnchor, readAnchors, writeAnchors, type AnchorOutcome, type AuditHead } from './anchors';
+import { makeAnchor, readAllAnchors, writeAnchors, type Anchor, type AnchorOutcome, type AuditHead } from './anchors';
+import { describeAnchors, refuseOverAnchoredHistory, RESTORE_HINT } from './lost-history';
+import { declaredLost, lostChains, makeResetRecord, readResetRecord, writeResetRecord, type LostChain } from './reset';
+import { tamperingNotice } from './tampering';
+import { deliver } from '../notify';
 
 export type { AnchorOutcome, AuditHead } from './anchors';
 
@@ -97,15 +101,20 @@ export interface Recorded {
   anchors: AnchorOutcome;
 }
 
+/** Anchor writes refused because the seq is anchored with another MAC: someone rewrote the log. */
+export type TamperingReport = (file: string, head: AuditHead, failures: AnchorOutcome['failed']) => Promise<void>;
+
 export class AuditLog {
   /**
    * `keys` is needed to write and to verify (reading entries needs none); anchors go to each of
-   * `anchorStores` (the offsite destinations).
+   * `anchorStores` (the offsite destinations); `onTampering` tells people when an anchor write
+   * finds its seq taken by another MAC (the append itself stands).
    */
   constructor(
     readonly file: string,
     private readonly keys?: AuditKeySource,
     private readonly anchorStores: BackupStorage[] = [],
+    private readonly onTampering?: TamperingReport,
   ) {}
 
   private async lines(): Promise<string[]> {
@@ -149,7 +158,8 @@ export class AuditLog {
     const keys = this.requireKeys();
     // The key is opened before the lock (it may take a KMS call); where it starts is read again under the lock.
     const seen = this.parse(await this.lines());
-    const key = await keys.forWriting((seen.at(-1)?.seq ?? 0) + 1, seen.some(isKeyed));
+    // A new key over anchors offsite would start a chain that passes for the whole history: refused.
+    const key = await keys.forWriting((seen.at(-1)?.seq ?? 0) + 1, seen.some(isKeyed), { check: () => refuseOverAnchoredHistory(this.file, this.anchorStores) });
     const entry = await withFileLock(this.file, async () => {
       const entries = this.parse(await this.lines());
       // Idempotence: look back over the recent entries only.
@@ -180,8 +190,13 @@ export class AuditLog {
       return written;
     });
     const head = { seq: entry.seq, mac: chainValue(entry) };
-    const anchors: AnchorOutcome = isKeyed(entry) ? await writeAnchors(this.anchorStores, makeAnchor(key, head)) : { written: [], failed: [] };
+    const anchors: AnchorOutcome = isKeyed(entry) ? await writeAnchors(this.anchorStores, makeAnchor(key, head), key.anchorChain) : { written: [], failed: [] };
     for (const f of anchors.failed) logger.warn({ destination: f.destination, seq: head.seq }, `audit anchor for seq ${head.seq} not written to ${f.destination}: ${f.error}`);
+    const tampered = anchors.failed.filter((f) => f.tampered);
+    if (tampered.length) {
+      logger.error({ file: this.file, seq: head.seq }, `audit log tampering: ${tampered.map((f) => f.error).join('; ')}`);
+      await this.onTampering?.(this.file, head, tampered).catch((err) => logger.error({ err }, 'audit tampering notice not delivered'));
+    }
     return { entry, head, anchors };
   }
 
@@ -201,14 +216,24 @@ export class AuditLog {
     result.head = chain.head;
     if (chain.broken) Object.assign(result, { ok: false, broken: chain.broken });
 
-    if (!this.anchorStores.length) result.warnings.push('no offsite destination is configured: a cut-off tail can only be found from the heads in Temporal history');
+    if (!this.anchorStores.length) {
+      result.warnings.push(
+        'no offsite destination is configured, so no offsite anchor exists: a cut-off tail, or the log replaced together with its key file, can only be found from the heads in Temporal history (`lifeline audit verify --temporal-days N`)',
+      );
+    }
     if (!key && lines.length) result.warnings.push(`the log is not keyed yet (no ${keys.file}): it is keyed from its next entry on`);
-    for (const found of await Promise.all(this.anchorStores.map((s) => readAnchors(s, key)))) {
+    // A chain started by `audit reset` reads the record of the history it declared lost.
+    const read = (s: BackupStorage) => Promise.all([readAllAnchors(s, key), key?.anchorsApart ? readResetRecord(s, key) : undefined]);
+    for (const [found, reset] of await Promise.all(this.anchorStores.map(read))) {
       result.anchors.push({ destination: found.destination, checked: found.anchors.length, newestSeq: found.anchors.at(-1)?.seq, rejected: found.rejected, error: found.error });
       if (found.error) result.warnings.push(`anchors in ${found.destination} could not be read: ${found.error}`);
       if (found.rejected.length) result.warnings.push(`${found.rejected.length} anchor(s) in ${found.destination} are not authentic and were ignored: ${found.rejected.slice(0, 3).join(', ')}`);
+      if (!found.error && !found.anchors.length && !found.foreign.length && result.head) result.warnings.push(`${found.destination} holds no anchor of this log yet`);
       const heads = found.anchors.map((a) => ({ ...a, from: `an anchor in ${found.destination}` }));
-      const broken = compareWithHeads(lines, heads);
+      const excused = found.foreign.filter((a) => declaredLost(reset, a));
+      if (excused.length) result.warnings.push(`${found.destination} holds ${describeAnchors(excused)}: history declared lost by \`lifeline audit reset\` (${reset!.actor}, ${reset!.time})`);
+      const unexplained = found.foreign.filter((a) => !declaredLost(reset, a));
+      const broken = compareWithHeads(lines, heads) ?? (unexplained.length ? foreignAnchors(found.destination, unexplained, key?.id) : undefined);
       if (broken && (!result.broken || broken.line < result.broken.line)) Object.assign(result, { ok: false, broken });
     }
     if (options.recordedHeads) {
@@ -217,6 +242,38 @@ export class AuditLog {
       if (broken && (!result.broken || broken.line < result.broken.line)) Object.assign(result, { ok: false, broken });
     }
     return result;
+  }
+
+  /**
+   * `lifeline audit reset --confirm-lost-history`: starts a new chain over a lost one (no copy of
+   * audit.jsonl and audit-key.json survives). Only with the log empty and every destination read;
+   * the loss is recorded offsite (write-once, MACed under the new key) and as the new chain's first
+   * line, and the new chain anchors apart from the lost one. Running it again after a failure
+   * finishes it.
+   */
+  async reset(actor: string): Promise<{ entry: AuditEntry; lost: LostChain[] }> {
+    const keys = this.requireKeys();
+    const refuse = (why: string, hint: string) => new LifelineError('AuditResetRefused', why, { hint });
+    if ((await this.lines()).length) throw refuse(`${this.file} is not empty: no history is lost`, 'run `lifeline audit verify`; restore audit-key.json from a copy if only the key file is missing');
+    const existing = await keys.open();
+    if (existing && !existing.anchorsApart) throw refuse(`${keys.file} exists: its log is missing, not lost with it`, `${RESTORE_HINT}`);
+    if (!this.anchorStores.length) throw refuse('no offsite destination is configured: there are no anchors to reset over', 'the next audited action makes a new audit key');
+    const found = await Promise.all(this.anchorStores.map((s) => readAllAnchors(s, undefined)));
+    const unread = found.find((f) => f.error);
+    if (unread) throw new LifelineError('AuditHistoryUnchecked', `the anchors in ${unread.destination} could not be read: ${unread.error}`, { retryable: true, hint: `make ${unread.destination} reachable and run the reset again` });
+    const lost = lostChains(found.flatMap((f) => f.anchors).filter((a) => a.auditKey !== existing?.id));
+    if (!lost.length && !existing) throw refuse('no offsite destination holds anchors of an earlier chain: nothing to reset', 'the next audited action makes a new audit key');
+    const key = existing ?? (await keys.forWriting(1, false, { anchorsApart: true }));
+    const previous = existing && (await readResetRecord(this.anchorStores[0]!, key));
+    await writeResetRecord(this.anchorStores, previous ?? makeResetRecord(key, lost, actor));
+    const entry = await this.append({
+      eventId: `audit.reset:${key.id}`,
+      actor,
+      action: 'audit.reset',
+      status: 'history-lost',
+      details: { lost: previous?.lost ?? lost, destinations: this.anchorStores.map((s) => s.name) },
+    });
+    return { entry, lost: previous?.lost ?? lost };
   }
 
   private checkChain(lines: string[], key: AuditKey | undefined, keyFile: string): { head?: AuditHead; broken?: ChainCheck['broken'] } {
@@ -293,6 +350,17 @@ function compareWithHeads(lines: string[], heads: KnownHead[]): ChainCheck['brok
   return undefined;
 }
 
+/**
+ * Anchors under another audit key: the audit key never changes (a master key rotation re-wraps
+ * the same key), so the log and its key file were replaced, and the history they anchor is gone.
+ */
+function foreignAnchors(destination: string, foreign: Anchor[], keyId: string | undefined): ChainCheck['broken'] {
+  return {
+    line: 1,
+    reason: `${destination} holds ${describeAnchors(foreign)}, but this log is keyed with audit key ${keyId}: the log and its audit-key.json were replaced, and the history those anchors name is missing here; ${RESTORE_HINT}`,
+  };
+}
+
 /** The installation's audit log: `<BACKUP_DIR>/audit/audit.jsonl`. */
 export function auditLogFile(backupDir: string): string {
   return path.join(backupDir, 'audit', 'audit.jsonl');
@@ -301,5 +369,6 @@ export function auditLogFile(backupDir: string): string {
 /** The installation's audit log, keyed by its key provider and anchored in every offsite destination. */
 export function auditLogOf(config: LifelineConfig): AuditLog {
   const file = auditLogFile(config.backupDir);
-  return new AuditLog(file, auditKeySource(auditKeyFile(file), keyringFor(config)), config.destinations.map(destinationStorage));
+  const report: TamperingReport = async (f, head, failures) => void (await deliver(config, logger, tamperingNotice(f, head, failures)));
+  return new AuditLog(file, auditKeySource(auditKeyFile(file), keyringFor(config)), config.destinations.map(destinationStorage), report);
 }

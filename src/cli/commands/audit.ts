@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { auditLogOf, type ChainCheck } from '../../audit/audit-log';
 import { headsInTemporalHistory } from '../../audit/temporal-heads';
 import { UsageError } from '../../errors';
@@ -21,14 +22,24 @@ function describeCheck(file: string, check: ChainCheck): string {
 export const auditCommand: Command = {
   name: 'audit',
   summary: 'check the audit trail: every line keyed (HMAC) and chained, and its head against the anchors offsite (an edited, removed or cut-off line is named)',
-  usage: 'lifeline audit verify [--temporal-days N] [--json]',
+  usage: 'lifeline audit verify [--temporal-days N] [--json] | lifeline audit reset --confirm-lost-history',
   details:
     '  --temporal-days N  also compare the heads the audit step returned to the workflows of the last N days\n' +
-    '                     (kept in Temporal history; needs Temporal reachable)',
-  options: { ...jsonOption, 'temporal-days': { type: 'string' } },
+    '                     (kept in Temporal history; needs Temporal reachable)\n' +
+    '  reset --confirm-lost-history\n' +
+    '                     only when audit.jsonl and audit-key.json are lost and no copy exists: starts a new\n' +
+    '                     chain; the loss is recorded offsite (write-once) and named by every `audit verify`',
+  options: { ...jsonOption, 'temporal-days': { type: 'string' }, 'confirm-lost-history': { type: 'boolean' } },
   allowPositionals: true,
   async run({ values, positionals }) {
-    if (positionals[0] !== 'verify') throw new UsageError('say `lifeline audit verify`');
+    if (positionals[0] === 'reset') {
+      if (!values['confirm-lost-history']) throw new UsageError('`lifeline audit reset` needs --confirm-lost-history: restore audit.jsonl and audit-key.json from a copy instead if one exists');
+      const { entry, lost } = await auditLogOf(config()).reset(userInfo().username);
+      if (values.json) printJson({ entry, lost });
+      else process.stdout.write(`new audit chain started (seq ${entry.seq}); recorded offsite as lost: ${lost.map((c) => `audit key ${c.auditKey} seq ${c.fromSeq}–${c.toSeq} (newest ${c.newest})`).join('; ') || 'nothing new'}\n`);
+      return 0;
+    }
+    if (positionals[0] !== 'verify') throw new UsageError('say `lifeline audit verify` or `lifeline audit reset --confirm-lost-history`');
     const cfg = config();
     const log = auditLogOf(cfg);
     const days = values['temporal-days'];
