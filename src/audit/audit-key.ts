@@ -1,11 +1,11 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import type { EncryptionContext, Keyring, WrappedDataKey } from '../crypto/keys';
 import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
 import { errorMessage, IntegrityError, LifelineError } from '../errors';
 import { logger } from '../logger';
+import { readFile, writeFileAtomically } from '../storage/safe-fs';
 
 /**
  * The key of the audit chain: a random 256-bit key, kept only wrapped by the installation's key
@@ -39,6 +39,11 @@ export type AuditKeyFile = z.infer<typeof AuditKeyFileSchema>;
 
 export function auditKeyFile(logFile: string): string {
   return path.join(path.dirname(logFile), 'audit-key.json');
+}
+
+/** The repository that holds the `audit/` folder: below it no folder or file may be a symlink (safe-fs.ts). */
+export function auditRepository(auditFile: string): string {
+  return path.dirname(path.dirname(auditFile));
 }
 
 /** The unwrapped key, usable only through `mac()`: the plaintext never leaves this object. */
@@ -87,13 +92,9 @@ export class AuditKey {
 }
 
 export async function readAuditKeyFile(file: string): Promise<AuditKeyFile | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const body = await readFile(auditRepository(file), file);
+  if (!body) return undefined;
+  const text = body.toString('utf8');
   let parsed: ReturnType<typeof AuditKeyFileSchema.safeParse>;
   try {
     parsed = AuditKeyFileSchema.safeParse(JSON.parse(text));
@@ -130,32 +131,6 @@ async function openRecord(file: string, record: AuditKeyFile, keyring: Keyring):
   }
   unwrapped.set(cacheKey, key);
   return key;
-}
-
-/** Writes `body` to `file` via a new temporary file and a rename, so readers see the old or the new file whole. */
-async function writeAtomically(file: string, body: string, exclusive: boolean): Promise<boolean> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
-  const handle = await fs.open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
-  try {
-    await handle.writeFile(body);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    if (!exclusive) {
-      await fs.rename(temp, file);
-      return true;
-    }
-    // link() fails when the name is taken: the first writer's key wins.
-    await fs.link(temp, file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    await fs.rm(temp, { force: true });
-  }
 }
 
 const missingKey = (file: string) =>
@@ -218,8 +193,8 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
         previousKeyIds: [],
         ...(creating.anchorsApart && { anchorsApart: true as const }),
       };
-      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      if (await writeAtomically(file, JSON.stringify(fresh, null, 2) + '\n', true)) return key;
+      // link(): the first writer's key wins.
+      if (await writeFileAtomically(auditRepository(file), file, JSON.stringify(fresh, null, 2) + '\n', true)) return key;
       return this.forWriting(nextSeq, logIsKeyed, creating); // another writer made one first: use theirs
     },
   };
@@ -246,7 +221,7 @@ async function rewrapIfStale(file: string, record: AuditKeyFile, key: AuditKey, 
       rewrappedAt: new Date().toISOString(),
       previousKeyIds: [...record.previousKeyIds, record.keyId],
     };
-    await writeAtomically(file, JSON.stringify(next, null, 2) + '\n', false);
+    await writeFileAtomically(auditRepository(file), file, JSON.stringify(next, null, 2) + '\n');
   } finally {
     plaintext.fill(0);
   }

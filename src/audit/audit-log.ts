@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { destinationStorage } from '../backup/repository';
 import type { LifelineConfig } from '../config/config';
@@ -8,7 +7,8 @@ import { LifelineError } from '../errors';
 import { logger } from '../logger';
 import type { BackupStorage } from '../storage/storage';
 import { withFileLock } from '../storage/file-lock';
-import { auditKeyFile, auditKeySource, type AuditKey, type AuditKeySource } from './audit-key';
+import { appendFile, readFile } from '../storage/safe-fs';
+import { auditKeyFile, auditKeySource, auditRepository, type AuditKey, type AuditKeySource } from './audit-key';
 import { makeAnchor, readAllAnchors, writeAnchors, type Anchor, type AnchorOutcome, type AuditHead } from './anchors';
 import { describeAnchors, refuseOverAnchoredHistory, RESTORE_HINT } from './lost-history';
 import { declaredLost, lostChains, makeResetRecord, readResetRecord, writeResetRecord, type LostChain } from './reset';
@@ -118,12 +118,8 @@ export class AuditLog {
   ) {}
 
   private async lines(): Promise<string[]> {
-    try {
-      return (await fs.readFile(this.file, 'utf8')).split('\n').filter((l) => l !== '');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const body = await readFile(auditRepository(this.file), this.file);
+    return body ? body.toString('utf8').split('\n').filter((l) => l !== '') : [];
   }
 
   private parse(lines: string[]): AuditEntry[] {
@@ -160,7 +156,7 @@ export class AuditLog {
     const seen = this.parse(await this.lines());
     // A new key over anchors offsite would start a chain that passes for the whole history: refused.
     const key = await keys.forWriting((seen.at(-1)?.seq ?? 0) + 1, seen.some(isKeyed), { check: () => refuseOverAnchoredHistory(this.file, this.anchorStores) });
-    const entry = await withFileLock(this.file, async () => {
+    const entry = await withFileLock(auditRepository(this.file), this.file, async () => {
       const entries = this.parse(await this.lines());
       // Idempotence: look back over the recent entries only.
       const earlier = entries.slice(-200).find((e) => e.eventId === event.eventId);
@@ -180,13 +176,8 @@ export class AuditLog {
         prevMac: chainValue(last),
       };
       const written: AuditEntry = { ...body, mac: key.mac(JSON.stringify(body)) };
-      const handle = await fs.open(this.file, 'a', 0o600);
-      try {
-        await handle.write(JSON.stringify(written) + '\n');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      // Never through a symlink planted at the name: the line holds strings a requester chose (actor, reason).
+      await appendFile(auditRepository(this.file), this.file, JSON.stringify(written) + '\n');
       return written;
     });
     const head = { seq: entry.seq, mac: chainValue(entry) };

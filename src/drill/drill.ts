@@ -1,4 +1,4 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { openBackup } from '../backup/read-backup';
@@ -19,12 +19,14 @@ import { tableChecksum } from '../postgres/snapshot';
 import { verifyRestored, type VerifyProgress } from '../restore/verify-restored';
 import { backendPid } from '../postgres/waits';
 import { LocalStorage } from '../storage/local';
+import { checkDir, createFile, ensureDir, remove } from '../storage/safe-fs';
 import type { DrillCheck, DrillFetched } from '../../workflows/definitions';
 
 /**
  * A disaster-recovery drill as steps that can be timed apart: download the newest backup from the
  * offsite destination, decrypt it with a key from the key provider, restore it into a scratch
- * database, check it. Each step reads and writes a work folder `<BACKUP_DIR>/.drills/<drill id>/`.
+ * database, check it. Each step reads and writes a work folder `<BACKUP_DIR>/.drills/<drill id>/`,
+ * whose folders are checked to be real ones (safe-fs.ts): the drill id of a scheduled run is predictable.
  */
 export function drillWorkDir(config: LifelineConfig, drillId: string): string {
   return path.join(config.backupDir, '.drills', drillId.replace(/[^a-zA-Z0-9_-]/g, '_'));
@@ -35,11 +37,20 @@ export function drillServer(db: DatabaseConfig): ResolvedConnection {
   return resolveConnection(db.drill.serverUrl ? { ...db, url: db.drill.serverUrl, passwordEnv: undefined } : db);
 }
 
-async function localManifest(work: string): Promise<{ storage: LocalStorage; manifest: Manifest }> {
-  const storage = new LocalStorage('drill', work);
+/** The work folder as local storage, after checking that it (and `.drills`) are real folders. */
+async function workStorage(config: LifelineConfig, drillId: string): Promise<{ work: string; storage: LocalStorage }> {
+  const work = drillWorkDir(config, drillId);
+  const missing = () => new LifelineError('DrillStateMissing', `no work folder ${work}: the download step did not finish`);
+  if (!(await checkDir(config.backupDir, work))) throw missing();
+  return { work, storage: new LocalStorage('drill', work) };
+}
+
+async function localManifest(config: LifelineConfig, drillId: string): Promise<{ storage: LocalStorage; manifest: Manifest }> {
+  const { work, storage } = await workStorage(config, drillId);
   const name = (await fs.readdir(work)).find((f) => f.endsWith(MANIFEST_SUFFIX));
-  if (!name) throw new LifelineError('DrillStateMissing', `no downloaded manifest in ${work}: the download step did not finish`);
-  const manifest = parseManifest(await fs.readFile(path.join(work, name), 'utf8'), path.join(work, name));
+  const body = name && (await storage.get(name));
+  if (!name || !body) throw new LifelineError('DrillStateMissing', `no downloaded manifest in ${work}: the download step did not finish`);
+  const manifest = parseManifest(body.toString('utf8'), path.join(work, name));
   return { storage, manifest };
 }
 
@@ -61,13 +72,13 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
   const source = storageNamed(config, db, db.drill.from);
   const manifest = await new Catalog(source).getAuthenticated(backupId, keyringFor(config));
   const work = drillWorkDir(config, drillId);
-  await fs.rm(work, { recursive: true, force: true });
-  await fs.mkdir(work, { recursive: true, mode: 0o700 });
+  await remove(config.backupDir, work);
+  await ensureDir(config.backupDir, work);
   const file = path.basename(manifest.object.key);
   const meter = new Meter({ sha256: true });
   const ticker = setInterval(() => onBytes?.(meter.bytes), 2000);
   try {
-    await pipeline(await source.read(manifest.object.key), meter, createWriteStream(path.join(work, file), { mode: 0o600 }));
+    await pipeline(await source.read(manifest.object.key), meter, (await createFile(config.backupDir, path.join(work, file))).createWriteStream());
   } finally {
     clearInterval(ticker);
   }
@@ -76,9 +87,10 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
     throw new IntegrityError(`backup ${manifest.id} at ${location} failed the checksum check: SHA-256 ${meter.sha256()}, the manifest says ${manifest.sha256}`);
   }
   const local = { ...manifest, object: { storage: 'drill', key: file } };
-  await fs.writeFile(path.join(work, siblingKey(file, MANIFEST_SUFFIX)), JSON.stringify(local));
+  const { storage } = await workStorage(config, drillId);
+  await storage.replace(siblingKey(file, MANIFEST_SUFFIX), Buffer.from(JSON.stringify(local)));
   const envelope = await readKeyEnvelope(source, manifest);
-  if (envelope) await writeKeyEnvelope(new LocalStorage('drill', work), local, envelope);
+  if (envelope) await writeKeyEnvelope(storage, local, envelope);
   return { ms: Date.now() - started };
 }
 
@@ -86,11 +98,13 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
 export async function decryptForDrill(config: LifelineConfig, drillId: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<{ ms: number; rawBytes: number }> {
   const started = Date.now();
   const work = drillWorkDir(config, drillId);
-  const { storage, manifest } = await localManifest(work);
+  const { storage, manifest } = await localManifest(config, drillId);
   const chain = await openBackup(storage, manifest, keyringFor(config));
   const ticker = setInterval(() => onBytes?.(chain.stored.bytes), 1000);
   try {
-    await pipeline(...chain.stages, createWriteStream(path.join(work, 'archive.dump'), { mode: 0o600 }), { signal });
+    // A retried step finds the previous attempt's archive: removed, then created anew (never through a planted link).
+    await remove(config.backupDir, path.join(work, 'archive.dump'));
+    await pipeline(...chain.stages, (await createFile(config.backupDir, path.join(work, 'archive.dump'))).createWriteStream(), { signal });
   } finally {
     clearInterval(ticker);
   }
@@ -102,12 +116,15 @@ export async function decryptForDrill(config: LifelineConfig, drillId: string, s
 export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, run: { signal?: AbortSignal; applicationName?: string } = {}): Promise<{ ms: number }> {
   const started = Date.now();
   const server = drillServer(db);
+  // pg_restore opens the archive by name: checked first to be the regular file the last step wrote.
+  const { work, storage } = await workStorage(config, drillId);
+  if (!(await storage.stat('archive.dump'))) throw new LifelineError('DrillStateMissing', `no decrypted archive in ${work}: the decrypt step did not finish`);
   await withServer(server, async (client) => {
     await dropDatabaseIfExists(client, scratch);
     await client.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`);
   });
   // A staged file allows -j, but pg_dump wrote it to a pipe (no data offsets): one job is faster (README, Restores).
-  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(drillWorkDir(config, drillId), 'archive.dump'), ...run });
+  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(work, 'archive.dump'), ...run });
   return { ms: Date.now() - started };
 }
 
@@ -115,7 +132,7 @@ export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig
 export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, signal?: AbortSignal, onProgress?: (p: VerifyProgress) => void): Promise<{ ms: number; checks: DrillCheck[] }> {
   const started = Date.now();
   // The row counts and checksums below come from the manifest: authenticated again, each step trusts only what it checked.
-  const { storage, manifest } = await localManifest(drillWorkDir(config, drillId));
+  const { storage, manifest } = await localManifest(config, drillId);
   await authenticateManifest(storage, manifest, keyringFor(config));
   const conn = onDatabase(drillServer(db), scratch);
   const checks: DrillCheck[] = [];
@@ -148,5 +165,5 @@ export async function verifyDrill(config: LifelineConfig, db: DatabaseConfig, dr
 /** Always: the scratch database dropped and the work folder removed. Safe to repeat. */
 export async function cleanupDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string): Promise<void> {
   await withServer(drillServer(db), (client) => dropDatabaseIfExists(client, scratch));
-  await fs.rm(drillWorkDir(config, drillId), { recursive: true, force: true });
+  await remove(config.backupDir, drillWorkDir(config, drillId));
 }

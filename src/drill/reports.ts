@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { LifelineConfig } from '../config/config';
+import { checkDir, readFile, writeFileAtomically } from '../storage/safe-fs';
 import type { DrillReport } from '../../workflows/definitions';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -37,11 +38,10 @@ export function renderDrillMarkdown(r: DrillReport): string {
 }
 
 export async function writeDrillReport(config: LifelineConfig, report: DrillReport): Promise<string> {
-  const dir = drillReportDir(config, report.database);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const base = path.join(dir, report.drillId.replace(/[^a-zA-Z0-9_-]/g, '_'));
-  await fs.writeFile(`${base}.json`, JSON.stringify(report, null, 2) + '\n', { mode: 0o600 });
-  await fs.writeFile(`${base}.md`, renderDrillMarkdown(report), { mode: 0o600 });
+  const base = path.join(drillReportDir(config, report.database), report.drillId.replace(/[^a-zA-Z0-9_-]/g, '_'));
+  // The drill id of a scheduled run is predictable: never written through whatever is planted at its name.
+  await writeFileAtomically(config.backupDir, `${base}.json`, JSON.stringify(report, null, 2) + '\n');
+  await writeFileAtomically(config.backupDir, `${base}.md`, renderDrillMarkdown(report));
   return `${base}.md`;
 }
 
@@ -51,8 +51,12 @@ export async function listDrillReports(config: LifelineConfig, database?: string
   for (const db of config.databases) {
     if (database && db.name !== database) continue;
     const dir = drillReportDir(config, db.name);
-    const names = await fs.readdir(dir).catch(() => [] as string[]);
-    for (const name of names.filter((n) => n.endsWith('.json'))) reports.push(JSON.parse(await fs.readFile(path.join(dir, name), 'utf8')) as DrillReport);
+    if (!(await checkDir(config.backupDir, dir))) continue;
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      if (!entry.isFile() || !entry.name.endsWith('.json') || entry.name.startsWith('.')) continue;
+      const body = await readFile(config.backupDir, path.join(dir, entry.name));
+      if (body) reports.push(JSON.parse(body.toString('utf8')) as DrillReport);
+    }
   }
   return reports.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }

@@ -1,6 +1,6 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { withFileLock } from '../storage/file-lock';
+import { readFile, writeFileAtomically } from '../storage/safe-fs';
 
 export interface OpenAlert {
   key: string;
@@ -19,28 +19,22 @@ export interface OpenAlert {
 export class AlertState {
   readonly file: string;
 
-  constructor(backupDir: string) {
+  constructor(private readonly backupDir: string) {
     this.file = path.join(backupDir, 'alerts', 'open.json');
   }
 
   private async read(): Promise<Record<string, OpenAlert>> {
-    try {
-      return JSON.parse(await fs.readFile(this.file, 'utf8')) as Record<string, OpenAlert>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw err;
-    }
+    const body = await readFile(this.backupDir, this.file);
+    return body ? (JSON.parse(body.toString('utf8')) as Record<string, OpenAlert>) : {};
   }
 
   private async write(state: Record<string, OpenAlert>): Promise<void> {
-    const temp = `${this.file}.${process.pid}.tmp`;
-    await fs.writeFile(temp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
-    await fs.rename(temp, this.file);
+    await writeFileAtomically(this.backupDir, this.file, JSON.stringify(state, null, 2) + '\n');
   }
 
   /** Records the condition; true if it was not open before (the alert should be sent). */
   open(key: string, severity: string, title: string, now = new Date()): Promise<boolean> {
-    return withFileLock(this.file, async () => {
+    return withFileLock(this.backupDir, this.file, async () => {
       const state = await this.read();
       const existing = state[key];
       state[key] = existing
@@ -53,7 +47,7 @@ export class AlertState {
 
   /** Closes the condition; true if it was open (a "resolved" notice is worth sending). */
   clear(key: string): Promise<boolean> {
-    return withFileLock(this.file, async () => {
+    return withFileLock(this.backupDir, this.file, async () => {
       const state = await this.read();
       if (!state[key]) return false;
       delete state[key];

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { LifelineError } from '../errors';
+import { logger } from '../logger';
+import { checkDir, createFile, ensureDir, openForReading, readFile, RepositoryTampered, remove, syncDir, tempFileFor, writeFileAtomically } from './safe-fs';
 import { classifyWriteError, type BackupStorage, type ByteRange, type StorageWriter, type StoredObject } from './storage';
 
 const PARTIAL_SUFFIX = '.partial';
@@ -14,7 +15,10 @@ export class ObjectExistsError extends LifelineError {
   }
 }
 
-/** A repository folder on a local or mounted filesystem. */
+/**
+ * A repository folder on a local or mounted filesystem. Whoever can write it may plant symlinks:
+ * below the root, objects are opened only as regular files in real folders (safe-fs.ts).
+ */
 export class LocalStorage implements BackupStorage {
   readonly location: string;
 
@@ -37,9 +41,10 @@ export class LocalStorage implements BackupStorage {
 
   private async ensureDir(dir: string): Promise<void> {
     try {
-      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await ensureDir(this.location, dir);
       await fs.access(dir, constants.W_OK);
     } catch (err) {
+      if (err instanceof RepositoryTampered) throw err;
       const full = classifyWriteError(err, dir);
       if (full !== err) throw full;
       throw new LifelineError('RepositoryNotWritable', `backup directory ${dir} is not writable: ${(err as Error).message}`, {
@@ -53,21 +58,22 @@ export class LocalStorage implements BackupStorage {
     const final = this.file(key);
     await this.ensureDir(path.dirname(final));
     const temp = tempFileFor(final);
-    const stream = new FileSink(await fs.open(temp, 'wx', 0o600).catch((err) => Promise.reject(classifyWriteError(err, final))), final);
+    const stream = new FileSink(await createFile(this.location, temp).catch((err) => Promise.reject(classifyWriteError(err, final))), final);
     let settled = false;
     return {
       stream,
       publish: async () => {
         if (!stream.writableFinished) await finished(stream);
         try {
-          const handle = await fs.open(temp, 'r');
+          const handle = await openForReading(this.location, temp);
           try {
             await handle.sync();
           } finally {
             await handle.close();
           }
-          // link() fails when the target exists, unlike rename(): publishing never replaces a backup.
+          // link() fails when the target exists (a symlink too), unlike rename(): publishing never replaces a backup.
           try {
+            if (!(await checkDir(this.location, path.dirname(final)))) throw new RepositoryTampered(path.dirname(final), 'gone', 'a folder');
             await fs.link(temp, final);
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(final);
@@ -92,26 +98,21 @@ export class LocalStorage implements BackupStorage {
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
     const file = this.file(key);
-    await fs.access(file, constants.R_OK).catch((err) => {
+    const handle = await openForReading(this.location, file).catch((err) => {
+      if (err instanceof LifelineError) throw err;
       throw new LifelineError('ObjectMissing', `${file} cannot be read: ${(err as Error).message}`, { cause: err });
     });
-    if (range && range.end <= range.start) return Readable.from([]);
-    return createReadStream(file, { highWaterMark: 1024 * 1024, ...(range && { start: range.start, end: range.end - 1 }) });
+    if (range && range.end <= range.start) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    return handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range && { start: range.start, end: range.end - 1 }) });
   }
 
   async replace(key: string, body: Buffer): Promise<void> {
     const final = this.file(key);
     await this.ensureDir(path.dirname(final));
-    const temp = tempFileFor(final);
-    try {
-      await fs.writeFile(temp, body, { mode: 0o600, flag: 'wx', flush: true });
-      await fs.rename(temp, final);
-      await syncDir(path.dirname(final));
-    } catch (err) {
-      throw classifyWriteError(err, final);
-    } finally {
-      await fs.rm(temp, { force: true });
-    }
+    await writeFileAtomically(this.location, final, body).catch((err) => Promise.reject(classifyWriteError(err, final)));
   }
 
   async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
@@ -128,21 +129,18 @@ export class LocalStorage implements BackupStorage {
   }
 
   async get(key: string): Promise<Buffer | undefined> {
-    try {
-      return await fs.readFile(this.file(key));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    return readFile(this.location, this.file(key));
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {
+    const file = this.file(key);
+    const handle = await openForReading(this.location, file).catch((err) => ((err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(err)));
+    if (!handle) return undefined;
     try {
-      const s = await fs.stat(this.file(key));
+      const s = await handle.stat();
       return { key, size: s.size, modified: s.mtime };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+    } finally {
+      await handle.close();
     }
   }
 
@@ -158,22 +156,29 @@ export class LocalStorage implements BackupStorage {
       }
       for (const entry of entries) {
         const key = rel ? `${rel}/${entry.name}` : entry.name;
-        // Hidden folders (a drill's work folder) hold no catalogued objects.
-        if (entry.isDirectory() && !entry.name.startsWith('.')) await walk(path.join(dir, entry.name), key);
-        else if (entry.isFile() && !entry.name.startsWith('.') && key.startsWith(prefix)) {
-          const s = await fs.stat(path.join(dir, entry.name));
-          out.push({ key, size: s.size, modified: s.mtime });
+        // Hidden names (a drill's work folder, temporary files) hold no catalogued objects.
+        if (entry.name.startsWith('.')) continue;
+        if (entry.isDirectory()) await walk(path.join(dir, entry.name), key);
+        else if (!key.startsWith(prefix)) continue;
+        else if (entry.isFile()) {
+          const s = await fs.lstat(path.join(dir, entry.name)).catch(() => undefined);
+          if (s?.isFile()) out.push({ key, size: s.size, modified: s.mtime });
+        } else {
+          // A symlink (or pipe, …) was planted: whatever it points to is not a backup of ours.
+          logger.warn({ path: path.join(dir, entry.name) }, `${path.join(dir, entry.name)} is not a regular file: not listed (someone with write access changed the repository)`);
         }
       }
     };
     // Walk only the folder the prefix points into.
     const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    await walk(dirPart ? this.file(dirPart) : this.location, dirPart);
+    const start = dirPart ? this.file(dirPart) : this.location;
+    if (!(await checkDir(this.location, start))) return out;
+    await walk(start, dirPart);
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
 
   async delete(key: string): Promise<void> {
-    await fs.rm(this.file(key), { force: true });
+    await remove(this.location, this.file(key));
   }
 
   async removeIncomplete(prefix: string): Promise<string[]> {
@@ -181,16 +186,10 @@ export class LocalStorage implements BackupStorage {
     const base = prefix.slice(dirPart ? dirPart.length + 1 : 0);
     const dir = dirPart ? this.file(dirPart) : this.location;
     const removed: string[] = [];
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
-      throw err;
-    }
-    for (const name of names) {
+    if (!(await checkDir(this.location, dir))) return removed;
+    for (const name of await fs.readdir(dir)) {
       if (name.startsWith(`.${base}`) && name.endsWith(PARTIAL_SUFFIX)) {
-        await fs.rm(path.join(dir, name), { force: true });
+        await remove(this.location, path.join(dir, name));
         removed.push(path.join(dir, name));
       }
     }
@@ -220,19 +219,5 @@ class FileSink extends Writable {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     this.handle.close().then(() => callback(err), () => callback(err));
-  }
-}
-
-/** Hidden and suffixed, so nothing that lists backups mistakes it for one. */
-function tempFileFor(final: string): string {
-  return path.join(path.dirname(final), `.${path.basename(final)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

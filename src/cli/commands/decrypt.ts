@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { openBackup } from '../../backup/read-backup';
 import { destinationStorage } from '../../backup/repository';
@@ -20,7 +20,8 @@ import type { Command } from '../command';
 function locate(config: LifelineConfig, source: string): { storage: BackupStorage; key: string } {
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);
   if (!s3) {
-    const file = path.resolve(source);
+    // The operator named this file: a symlink to it is followed (the manifest beside the real file is read).
+    const file = existsSync(source) ? realpathSync(source) : path.resolve(source);
     return { storage: new LocalStorage('file', path.dirname(file)), key: path.basename(file) };
   }
   const [, bucket, key] = s3 as unknown as [string, string, string];
