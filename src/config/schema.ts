@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { unmovableSecretParams } from '../security/redact';
+import { parsePgUrl } from '../postgres/pg-url';
 import { DATABASE_NAME_PATTERN } from '../catalog/naming';
 import { COMPRESSION_LEVELS } from '../pipeline/compression';
 import { KMS_ALLOWED_KEY } from '../crypto/keys/key-ids';
@@ -30,6 +31,16 @@ const bool = z.preprocess(
   z.boolean({ error: 'must be true or false' }),
 );
 
+/** Why a configured URL names its database twice (path and `?dbname=`), which tools would read differently. */
+function databaseParamProblem(value: string): string | undefined {
+  try {
+    parsePgUrl(value, { what: 'the URL' });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.replace(/^the URL:?\s*/, '');
+  }
+}
+
 export const postgresUrl = z.string({ error: 'must be a postgresql:// URL' }).superRefine((value, ctx) => {
   let url: URL;
   try {
@@ -42,6 +53,8 @@ export const postgresUrl = z.string({ error: 'must be a postgresql:// URL' }).su
     ctx.addIssue({ code: 'custom', message: `must use postgresql:// (got ${url.protocol}//)` });
   } else if (!decodeURIComponent(url.pathname.replace(/^\//, ''))) {
     ctx.addIssue({ code: 'custom', message: 'must name a database, as in postgresql://user@host:5432/dbname' });
+  } else if (databaseParamProblem(value)) {
+    ctx.addIssue({ code: 'custom', message: databaseParamProblem(value)! });
   } else if (unmovableSecretParams(url).length > 0) {
     ctx.addIssue({
       code: 'custom',

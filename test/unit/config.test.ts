@@ -82,6 +82,16 @@ describe('configuration', () => {
     assert.deepEqual(found, ['BACKUP_COMPRESSION_LEVEL = "12": must be from 1 to 9 for gzip']);
   });
 
+  it('refuses a database URL that names its database twice, or holds a secret ps would show', () => {
+    const twice = problems(() => loadConfig({ cwd: cwd(), env: { DATABASE_URL: 'postgresql://u@h/moneyflow?dbname=other' } }));
+    assert.equal(twice.length, 1);
+    assert.match(twice[0]!, /^DATABASE_URL = .*"dbname", a database name beside the path's/);
+    const ssl = problems(() => loadConfig({ cwd: cwd(), env: { DATABASE_URL: 'postgresql://u@h/moneyflow?sslpassword=Tz8-passphrase' } }));
+    assert.equal(ssl.length, 1);
+    assert.match(ssl[0]!, /sslpassword, a secret that pg_dump would show/);
+    assert.doesNotMatch(ssl[0]!, /Tz8-passphrase/);
+  });
+
   it('says what to do when no database is configured', () => {
     const [problem] = problems(() => loadConfig({ cwd: cwd(), env: {} }));
     assert.match(problem!, /set DATABASE_URL/);
