@@ -1,31 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { dumpToRepository } from '../../src/backup/dump';
-import { localStorageFor } from '../../src/backup/repository';
-import { verifyBackup } from '../../src/backup/verify';
-import { catalogBackup } from '../../src/backup/catalog-backup';
-import { backupId, manifestKey } from '../../src/catalog/naming';
-import { keyringFor } from '../../src/crypto/keys';
-import { seededDatabase, testConfig } from '../harness/fixtures';
+import { lifelineDecrypt as decrypt, recoveredCopy } from '../harness/recovery';
 import { testServers } from '../harness/servers';
-
-const run = promisify(execFile);
-const root = path.resolve(__dirname, '..', '..');
-
-function decrypt(args: string[], keyFile: string) {
-  return run(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), 'decrypt', ...args], {
-    cwd: root,
-    env: { ...process.env, BACKUP_ENCRYPTION_KEY: keyFile, TEMPORAL_ADDRESS: '127.0.0.1:1' },
-    maxBuffer: 64 * 1024 * 1024,
-    encoding: 'buffer',
-  });
-}
 
 describe('lifeline decrypt -o writes a new file only when the whole backup is authenticated', () => {
   let folder: string;
@@ -35,27 +14,18 @@ describe('lifeline decrypt -o writes a new file only when the whole backup is au
   let rawSha256: string;
 
   before(async () => {
-    const servers = await testServers();
-    const source = await seededDatabase(servers, 'dy_source');
-    const setup = await testConfig(servers, 'decrypt-output', [{ name: 'dy_source', url: source.url }]);
-    const db = setup.config.databases[0]!;
-    const record = await dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
-    const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(setup.config));
-    await catalogBackup(db, record, verification, 'test', keyringFor(setup.config));
-    rawSha256 = record.rawSha256;
-    keyFile = setup.env.BACKUP_ENCRYPTION_KEY!;
-    // Two copies, each with its manifest beside it: one as stored, one with its last byte flipped
-    // (the last chunk fails authentication after every chunk before it passed).
-    folder = mkdtempSync(path.join(tmpdir(), 'lifeline-decrypt-output-'));
-    const bytes = readFileSync(localStorageFor(db).describe(record.object.key));
-    for (const [name, body] of [['good', bytes], ['bad', Buffer.concat([bytes.subarray(0, -1), Buffer.from([bytes.at(-1)! ^ 1])])]] as const) {
-      const dir = path.join(folder, name);
-      mkdirSync(dir);
-      writeFileSync(path.join(dir, path.basename(record.object.key)), body);
-      copyFileSync(localStorageFor(db).describe(manifestKey(db.name, record.id)), path.join(dir, `${record.id}.manifest.json`));
-    }
-    good = path.join(folder, 'good', path.basename(record.object.key));
-    tampered = path.join(folder, 'bad', path.basename(record.object.key));
+    const copy = await recoveredCopy(await testServers(), 'dy_source');
+    ({ keyFile, folder } = copy);
+    rawSha256 = copy.record.rawSha256;
+    // A second copy with its last byte flipped, its manifest beside it: the last chunk fails
+    // authentication after every chunk before it passed.
+    const name = path.basename(copy.file);
+    const bytes = readFileSync(copy.file);
+    mkdirSync(path.join(folder, 'bad'));
+    tampered = path.join(folder, 'bad', name);
+    writeFileSync(tampered, Buffer.concat([bytes.subarray(0, -1), Buffer.from([bytes.at(-1)! ^ 1])]));
+    copyFileSync(path.join(folder, `${copy.record.id}.manifest.json`), path.join(folder, 'bad', `${copy.record.id}.manifest.json`));
+    good = copy.file;
   });
 
   it('--help names the safe pipe into pg_restore', async () => {
