@@ -20,6 +20,14 @@ export async function seededDatabase(servers: TestServers, name: string, size: S
   return { url, password };
 }
 
+/**
+ * Waits for the next wall-clock second. Backup ids name the second a backup starts in, so a second
+ * backup of one database in the same second is refused as a duplicate; a test taking two in a row waits.
+ */
+export async function nextSecond(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+}
+
 export interface TestSetup {
   dir: string;
   config: LifelineConfig;

@@ -5,7 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/infra/net';
 import { BACKUP_WORKFLOW_TYPE, RPO_WATCHDOG_WORKFLOW_TYPE, type BackupWorkflowResult } from '../../workflows/definitions';
 import type { RpoCheck } from '../../src/alerts/conditions';
-import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { nextSecond, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { runWorker, testClient } from '../harness/worker';
 import { webhookReceiver, type Posted } from '../harness/webhook-receiver';
 import { testServers, type TestServers } from '../harness/servers';
@@ -94,6 +94,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
     mails.length = 0;
     await servers.cluster.sql(`INSERT INTO public.transactions (account_id, category_id, amount, occurred_at, memo)
       SELECT account_id, category_id, amount, occurred_at, memo || ' (copy)' FROM public.transactions`, 'al_source');
+    await nextSecond();
     const result = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, [{ database: 'al_source' }]);
     assert.deepEqual(events(), ['warning backup.size-anomaly', 'info backup.succeeded']);
     assert.match(posts[0]!.lifeline.title, new RegExp(`Backup ${result.backupId} is \\+\\d+% the size of the previous one`));
