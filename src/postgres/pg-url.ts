@@ -18,12 +18,17 @@ export interface PgUrl {
   database: string;
 }
 
-/** Parameters that never change where a connection goes (TLS, timeouts, names, the user, password sources). */
+/**
+ * What a target URL's query may hold: settings that neither send the connection elsewhere, nor change
+ * the session's behaviour (`options` could set search_path), nor name a file on the worker (`passfile`,
+ * `sslkey`, `sslcert`, `sslrootcert`, `sslcrl`: the requester would choose which of the worker's
+ * secrets go to the server they also name).
+ */
 const HARMLESS = new Set([
-  'user', 'passfile', 'application_name', 'fallback_application_name', 'connect_timeout', 'options',
-  'sslmode', 'sslcert', 'sslkey', 'sslrootcert', 'sslcrl', 'sslcrldir', 'sslsni', 'sslcompression', 'sslnegotiation',
-  'ssl_min_protocol_version', 'ssl_max_protocol_version', 'requirepeer', 'require_auth', 'channel_binding', 'gssencmode',
-  'gsslib', 'krbsrvname', 'keepalives', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'tcp_user_timeout',
+  'user', 'application_name', 'fallback_application_name', 'connect_timeout',
+  'sslmode', 'sslsni', 'sslcompression', 'sslnegotiation', 'ssl_min_protocol_version', 'ssl_max_protocol_version',
+  'requirepeer', 'require_auth', 'channel_binding', 'gssencmode',
+  'keepalives', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'tcp_user_timeout',
 ]);
 
 /**
@@ -64,7 +69,7 @@ export function parsePgUrl(text: string, { strict = false, what = 'the target UR
     throw invalid(
       what,
       strict
-        ? `its query holds ${names}, which could connect elsewhere than the URL says. Put host, port and database in the URL itself; ` +
+        ? `its query holds ${names}, which could connect elsewhere than the URL says, change the session, or name a file on the worker. Put host, port and database in the URL itself; ` +
             `the query may hold only ${[...HARMLESS].join(', ')}`
         : `its query holds ${names}, a database name beside the path's: name the database in the path alone`,
     );
