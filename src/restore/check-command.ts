@@ -5,6 +5,8 @@ import { redact, registerSecret } from '../security/redact';
 /** What a check command inherits from the worker: enough to run, none of its secrets (S3, SMTP, keys). */
 const INHERITED = /^(PATH|HOME|LANG|LC_[A-Z]+|TZ|TMPDIR|LIFELINE_CHECK_[A-Z0-9_]+)$/;
 const OUTPUT_KEPT = 8000;
+/** How long output may still arrive after the command's shell exited. */
+const OUTPUT_GRACE_MS = 500;
 
 /** The URL with its password, for the operator's command only (its environment, never Temporal). */
 function urlWithPassword(conn: ResolvedConnection): string {
@@ -85,12 +87,24 @@ export function runCheckCommand(
       settle();
       resolve({ ok: false, detail: redact(err.message) });
     });
-    child.once('close', (code, killed) => {
+    // The result is the shell's exit. A program the command put in a session of its own (setsid,
+    // `pg_ctl start`) escapes the group kill and may hold the output pipes open for ever: output
+    // still in flight gets a moment, then the pipes are let go.
+    child.once('exit', (code, killed) => {
       settle();
-      // What the command left running in the background ends with it.
-      if (child.pid) killGroup(killedBy ?? 'the end of the command');
-      const how = killed ? `killed by ${killedBy ?? killed}` : `exit ${code}`;
-      resolve({ ok: code === 0 && !killed, detail: `${how}: ${tail()}` });
+      // What the command left running in its group ends with it.
+      killGroup(killedBy ?? 'the end of the command');
+      const finish = () => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        const how = killed ? `killed by ${killedBy ?? killed}` : `exit ${code}`;
+        resolve({ ok: code === 0 && !killed, detail: `${how}: ${tail()}` });
+      };
+      const drained = setTimeout(finish, OUTPUT_GRACE_MS);
+      child.once('close', () => {
+        clearTimeout(drained);
+        finish();
+      });
     });
   });
 }

@@ -54,6 +54,21 @@ describe('check commands', () => {
     assert.ok(await gone(f.pid()), 'the background sleep outlived the cancelled check');
   });
 
+  it('returns at its own timeout even when the command started a program in a session of its own', async () => {
+    // setsid (as `pg_ctl start` without -l) leaves the process group and keeps the output pipe open.
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeline-check-'));
+    const file = path.join(dir, 'daemon.pid');
+    const started = Date.now();
+    const result = await runCheckCommand(`setsid sleep 60 & echo $! > '${file}'; sleep 30`, conn, about, undefined, 1000);
+    try {
+      assert.match(result.detail, /^killed by the 1 s timeout/);
+      assert.ok(Date.now() - started < 5000, `returned after ${Date.now() - started} ms`);
+    } finally {
+      // It escaped the group kill: a session of its own is beyond reach (noted in the README).
+      process.kill(Number(readFileSync(file, 'utf8').trim()), 'SIGKILL');
+    }
+  });
+
   it('sees only what it needs, and its output is redacted', async () => {
     process.env.BACKUP_S3_SECRET_ACCESS_KEY = 'worker-s3-secret-not-for-checks';
     process.env.LIFELINE_CHECK_FLAVOUR = 'smoke';
