@@ -9,6 +9,7 @@ import {
   type Decision,
   type DecisionRecord,
 } from './definitions';
+import { personNameProblem, samePerson } from './person-names';
 
 export type Verdict = Decision & { decision: 'approved' | 'cancelled' };
 
@@ -22,14 +23,6 @@ export interface GateRules {
   /** Records a decision that did not count (the audit trail); `n` numbers it within the run. */
   onRefused: (record: DecisionRecord, n: number) => Promise<unknown>;
 }
-
-/** One line of at most 100 characters, with no control or invisible format characters (zero-width spaces). */
-const NAME = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,100}$/u;
-/** Latin mixed with Cyrillic or Greek letters: how a look-alike of another person's name is spelled. */
-const MIXED_SCRIPTS = (name: string) => /\p{Script=Latin}/u.test(name) && /[\p{Script=Cyrillic}\p{Script=Greek}]/u.test(name);
-/** Names compared as a person reads them: compatibility forms folded, case and spacing ignored. */
-const folded = (name: string) => name.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
-const same = (a: string, b: string) => folded(a) === folded(b);
 
 /**
  * The person-in-the-loop step restores and large cleanups share: `approve`/`cancel` signals and
@@ -46,13 +39,14 @@ export function approvalGate(what: string, rules: GateRules) {
   let refusals = 0;
 
   const refusal = (kind: DecisionRecord['decision'], d: Decision | undefined): string | undefined => {
-    if (!d || typeof d.by !== 'string' || !NAME.test(d.by.trim())) return 'a decision needs a name (one line, at most 100 characters, no invisible characters): {"by":"alice","reason":"..."}';
-    if (MIXED_SCRIPTS(d.by)) return 'a name may not mix Latin with Cyrillic or Greek letters (it would pass for someone else\'s)';
+    if (!d || typeof d.by !== 'string' || !d.by.trim()) return 'a decision needs a name: {"by":"alice","reason":"..."}';
+    const badName = personNameProblem(d.by);
+    if (badName) return badName;
     if (verdict) return `this ${what} was already ${verdict.decision} by ${verdict.by}`;
     const why = rules.notReady();
     if (why) return why;
     const requester = rules.fourEyesRequester();
-    if (kind === 'approve' && requester !== undefined && same(requester, d.by)) {
+    if (kind === 'approve' && requester !== undefined && samePerson(requester, d.by)) {
       return `${requester} asked for this ${what}; its approval must come from someone else (four eyes)`;
     }
     return undefined;

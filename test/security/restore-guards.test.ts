@@ -265,8 +265,13 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
     await waiting(handle);
     const lookAlikes: Array<[string, RegExp]> = [
       ['alice\u200b', /no invisible characters/], // a zero-width space after the name
-      ['\u0430lice', /may not mix Latin with Cyrillic/], // a Cyrillic "а"
+      ['alice\u034f', /no invisible characters/], // a combining grapheme joiner (Mn)
+      ['alice\ufe0f', /no invisible characters/], // a variation selector
+      ['alice\u3164', /no invisible characters/], // a Hangul filler (a "letter" that renders as nothing)
+      ['\u0430lice', /may not mix scripts \(Latin and Cyrillic\)/], // a Cyrillic "а"
       ['\uff21\uff2c\uff29\uff23\uff25', /four eyes/], // full-width ALICE
+      ['\u0430\u04cf\u0456\u0441\u0435', /four eyes/], // all-Cyrillic "аӏісе"
+      ['al\u0131ce', /four eyes/], // a dotless ı
     ];
     for (const [by, why] of lookAlikes) {
       await assert.rejects(handle.executeUpdate(approveUpdate, { args: [{ by }] }), (err: Error) => {
@@ -275,7 +280,7 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
       });
     }
     assert.equal(await handle.query(restoreStateQuery), 'WAITING_APPROVAL');
-    assert.deepEqual((await decisionsOf(handle)).map((d) => d.counted), [false, false, false]);
+    assert.deepEqual((await decisionsOf(handle)).map((d) => d.counted), lookAlikes.map(() => false));
     await handle.executeUpdate(cancelUpdate, { args: [{ by: 'carol', reason: 'test over' }] });
     assert.equal(((await handle.result()) as RestoreWorkflowResult).outcome, 'cancelled');
   });
