@@ -12,7 +12,8 @@ import { resolveConnection } from '../src/postgres/connection';
 import { dropScratch, restoreIntoScratch, swapIn } from '../src/restore/full';
 import { prepareRestore } from '../src/restore/plan';
 import { restoreTables } from '../src/restore/tables';
-import { resolveTarget } from '../src/restore/target';
+import { forceGuard } from '../src/restore/server-identity';
+import { isUrl, resolveTarget } from '../src/restore/target';
 import { checkInPlace, verifyRestored, type VerifyProgress } from '../src/restore/verify-restored';
 import { cancelQuery, diagnoseSessions } from '../src/postgres/waits';
 import { heartbeatFromProgress } from './progress';
@@ -26,12 +27,16 @@ export interface RestoreRef {
   target: string;
   /** Where the backup is read from: `local` (default) or a destination name. */
   storage?: string;
+  /** Restored with --force (no approval): a URL target is checked again where the restore acts. */
+  forced?: boolean;
 }
 
 export function createRestoreActivities(config: LifelineConfig) {
   const storageOf = (ref: RestoreRef) => storageNamed(config, findDatabase(config, ref.database), ref.storage ?? LOCAL);
   // Re-read and authenticated at every step: the file may have changed while the restore waited.
   const manifestOf = (ref: RestoreRef) => new Catalog(storageOf(ref)).getAuthenticated(ref.backupId, keyringFor(config));
+  // Only a forced restore to a URL depends on the target's identity (server-identity.ts).
+  const guardFor = (target: string, forced: boolean | undefined, label: string) => (forced && isUrl(target) ? forceGuard(config, label) : Promise.resolve(undefined));
   const progress = (phase: string) => (bytes: number) => Context.current().heartbeat({ phase, bytesRead: bytes });
 
   return {
@@ -73,6 +78,7 @@ export function createRestoreActivities(config: LifelineConfig) {
       const target = await resolveTarget(config, ref.target);
       const conn = resolveConnection(target);
       const manifest = await manifestOf(ref);
+      const refuseIdentities = await guardFor(ref.target, ref.forced, conn.label);
       // Bytes move until the whole file is read; after that the foreign-key check runs in psql's session.
       const applicationName = `lifeline-restore-tables-${randomBytes(6).toString('hex')}`;
       await heartbeatFromProgress(
@@ -81,7 +87,7 @@ export function createRestoreActivities(config: LifelineConfig) {
           stallSeconds: config.timeouts.stallSeconds,
           diagnose: () => diagnoseSessions(conn, { pids: [], program: { name: 'psql', applicationName } }),
         },
-        (report, signal) => restoreTables(config, { storage: storageOf(ref), manifest, target, tables, signal, onProgress: report, applicationName }),
+        (report, signal) => restoreTables(config, { storage: storageOf(ref), manifest, target, tables, signal, onProgress: report, applicationName, refuseIdentities }),
       );
     }),
 
@@ -106,8 +112,9 @@ export function createRestoreActivities(config: LifelineConfig) {
       },
     ),
 
-    swapIn: failuresTranslated(async (target: string, scratch: string, previous: string) => {
-      return swapIn(await resolveTarget(config, target), scratch, previous);
+    swapIn: failuresTranslated(async (target: string, scratch: string, previous: string, forced?: boolean) => {
+      const db = await resolveTarget(config, target);
+      return swapIn(db, scratch, previous, await guardFor(target, forced, resolveConnection(db).label));
     }),
 
     checkInPlace: failuresTranslated(async (target: string): Promise<RestoreVerification['checks']> => {

@@ -121,7 +121,7 @@ async function restore(input: RestoreWorkflowInput): Promise<RestoreWorkflowResu
   let previousDatabase: string | undefined;
   try {
     plan = await long.planRestore(input);
-    const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target, storage: input.storage };
+    const ref: RestoreRef = { database: input.database, backupId: plan.backupId, target, storage: input.storage, ...(input.force && { forced: true }) };
 
     let outcome: NonNullable<RestoreWorkflowResult['decision']>;
     if (input.force) {
@@ -169,7 +169,7 @@ async function restore(input: RestoreWorkflowInput): Promise<RestoreWorkflowResu
       verification = await long.verifyRestored(ref, scratch, plan.tables, schemaOnly);
       previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${timestamp(new Date(approvedAt))}`;
       reached = 'swapping';
-      const swapped = await quick.swapIn(target, scratch, previousDatabase);
+      const swapped = await quick.swapIn(target, scratch, previousDatabase, input.force === true);
       reached = 'replaced';
       scratch = undefined;
       if (!swapped.previousKept) previousDatabase = undefined;

@@ -11,6 +11,8 @@ export interface ResolvedConnection {
   password?: string;
   /** A `passfile` the URL named: given to libpq as PGPASSFILE. */
   passfile?: string;
+  /** The URL's `options` (server settings at connection start): merged with Lifeline's own, see SAFE_SEARCH_PATH. */
+  options?: string;
   /** Host and database, for messages. */
   label: string;
 }
@@ -40,6 +42,8 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
   }
   const fromParam = takeParam(url, 'password');
   const passfile = takeParam(url, 'passfile');
+  // Out of the URL so that Lifeline's own setting can follow it (libpq ignores PGOPTIONS when the URL has options).
+  const options = takeParam(url, 'options');
   let password = url.password ? decodeURIComponent(url.password) : fromParam;
   if (db.passwordEnv) {
     password = env[db.passwordEnv];
@@ -55,16 +59,42 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
     safeUrl: url.toString(),
     password,
     passfile,
+    options,
     label: `${url.hostname}:${url.port || 5432}/${decodeURIComponent(url.pathname.slice(1))}`,
   };
 }
 
-/** Environment for libpq programs (pg_dump, pg_restore, psql): the password goes here, not on argv. */
+/**
+ * Every session Lifeline opens itself starts with this search path: a function or operator that a
+ * database's owner planted in a schema of theirs (and put first with ALTER DATABASE/ROLE ... SET
+ * search_path) never runs in place of pg_catalog's with the worker's role. Startup options override
+ * those settings. The operator's own check SQL and commands keep the usual path (OPERATOR_SEARCH_PATH).
+ */
+export const SAFE_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
+
+/** The search path the operator's check SQL runs with: PostgreSQL's default, not the database's own (possibly changed) setting. */
+export const OPERATOR_SEARCH_PATH = '"$user", public';
+
+function withSafeSearchPath(options: string | undefined): string {
+  return [options, SAFE_SEARCH_PATH].filter((o) => o).join(' ');
+}
+
+/**
+ * Environment for libpq programs: the password goes here, not on argv, and the URL's `options` as
+ * PGOPTIONS. For the operator's commands; Lifeline's own pg_dump, pg_restore and psql use sessionEnv.
+ */
 export function libpqEnv(conn: ResolvedConnection, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env = { ...base };
   if (conn.password !== undefined) env.PGPASSWORD = conn.password;
   if (conn.passfile !== undefined) env.PGPASSFILE = conn.passfile;
+  if (conn.options !== undefined) env.PGOPTIONS = conn.options;
   return env;
+}
+
+/** Environment for Lifeline's own pg_dump, pg_restore and psql: libpqEnv with the safe search path. */
+export function sessionEnv(conn: ResolvedConnection, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = libpqEnv(conn, base);
+  return { ...env, PGOPTIONS: withSafeSearchPath(env.PGOPTIONS) };
 }
 
 const HEALS_BY_ITSELF = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P03', '53300', '57P01']);
@@ -119,7 +149,14 @@ export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
   if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
   // A server that accepts and never answers fails the connection instead of hanging it; keepalive
   // notices a server that went away in the middle of a long query.
-  const client = new pg.Client({ ...pgClientConfig(url.toString()), application_name: 'lifeline', connectionTimeoutMillis: 30_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+  const client = new pg.Client({
+    ...pgClientConfig(url.toString()),
+    options: withSafeSearchPath(conn.options),
+    application_name: 'lifeline',
+    connectionTimeoutMillis: 30_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  });
   try {
     await client.connect();
   } catch (err) {

@@ -3,7 +3,7 @@ import type { BackupType } from '../catalog/naming';
 import { LifelineError } from '../errors';
 import { processOutput, spawnChild, type ChildStream } from '../pipeline/child-process';
 import { pgTool } from './binaries';
-import { classifyPgError, libpqEnv, type ResolvedConnection } from './connection';
+import { classifyPgError, sessionEnv, type ResolvedConnection } from './connection';
 import { isLockTimeout } from './waits';
 
 export interface PgDumpOptions {
@@ -55,7 +55,7 @@ export function startPgDump(options: PgDumpOptions): { proc: ChildStream; output
     `--dbname=${options.conn.safeUrl}`,
   ];
   const proc = spawnChild(pgTool('pg_dump'), args, {
-    env: { ...libpqEnv(options.conn), PGAPPNAME: options.applicationName },
+    env: { ...sessionEnv(options.conn), PGAPPNAME: options.applicationName },
     classify: classifyDumpFailure(options.conn.label),
     signal: options.signal,
   });

@@ -2,7 +2,7 @@ import { LifelineError } from '../errors';
 import { feedAndWait, spawnChild } from '../pipeline/child-process';
 import { runPipeline, type Stage } from '../pipeline/run';
 import { pgTool } from './binaries';
-import { libpqEnv, type ResolvedConnection } from './connection';
+import { sessionEnv, type ResolvedConnection } from './connection';
 
 export interface PgRestoreRun {
   conn: ResolvedConnection;
@@ -19,7 +19,7 @@ export async function runPgRestore(run: PgRestoreRun): Promise<void> {
   const args = [...run.args, '--exit-on-error', '--no-password', `--dbname=${run.conn.safeUrl}`];
   if (typeof run.input === 'string') args.push(run.input);
   const proc = spawnChild(pgTool('pg_restore'), args, {
-    env: { ...libpqEnv(run.conn), ...(run.applicationName && { PGAPPNAME: run.applicationName }) },
+    env: { ...sessionEnv(run.conn), ...(run.applicationName && { PGAPPNAME: run.applicationName }) },
     classify: (code, signal, stderr) =>
       new LifelineError('PgRestoreFailed', `pg_restore into ${run.conn.label} ${signal ? `was killed by ${signal}` : `failed (status ${code})`}: ${stderr}`, {
         retryable: !!signal,

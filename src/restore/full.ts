@@ -10,6 +10,7 @@ import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postg
 import { runPgRestore } from '../postgres/pg-restore';
 import { diagnoseSessions } from '../postgres/waits';
 import { StallWatch } from '../pipeline/stall';
+import { forceGuardRefusal, identityDigest, systemIdentifier } from './server-identity';
 
 export interface ScratchRestore {
   /** Where the backup is read from (local repository or a destination). */
@@ -74,11 +75,14 @@ export async function dropScratch(target: DatabaseConfig, scratch: string): Prom
 /**
  * Puts the verified scratch database in the target's place by renaming: target → `previous`,
  * scratch → target. Idempotent, so a retry after a crash between the two renames finishes the job.
+ * A forced restore to a URL passes forceGuard's digests: the session that renames refuses to act on
+ * a configured database that does not allow force (its server's identity and the name it renames).
  */
-export async function swapIn(target: DatabaseConfig, scratch: string, previous: string): Promise<{ previousKept: boolean }> {
+export async function swapIn(target: DatabaseConfig, scratch: string, previous: string, refuseIdentities?: string[]): Promise<{ previousKept: boolean }> {
   const conn = resolveConnection(target);
   const name = databaseOf(conn);
   return withServer(conn, async (client) => {
+    if (refuseIdentities?.includes(identityDigest({ systemId: await systemIdentifier(client), database: name }))) throw forceGuardRefusal(conn.label);
     const hasScratch = await databaseExists(client, scratch);
     const hasTarget = await databaseExists(client, name);
     if (!hasScratch) {

@@ -12,7 +12,8 @@ import { feedAndWait, processInput, processOutput, spawnChild } from '../pipelin
 import { runPipeline } from '../pipeline/run';
 import { pgTool, requireSafeScriptOutput } from '../postgres/binaries';
 import { tableDataOf } from '../postgres/pg-restore-list';
-import { libpqEnv, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
+import { resolveConnection, sessionEnv, withConnection, type ResolvedConnection } from '../postgres/connection';
+import { forceGuardRefusal, IDENTITY_DIGEST_SQL } from './server-identity';
 import { backupTables } from './backup-tables';
 import { readToc } from './toc';
 
@@ -28,6 +29,8 @@ export interface TablesRestore {
   onProgress?: (bytes: number) => void;
   /** Names psql's session on the server (PGAPPNAME), so that a stalled restore can be diagnosed. */
   applicationName?: string;
+  /** A forced restore to a URL: forceGuard's digests, checked in psql's own session before anything changes. */
+  refuseIdentities?: string[];
 }
 
 /**
@@ -45,38 +48,71 @@ function doBlock(body: string): string {
 }
 
 /**
+ * The fixed SQL runs with pg_catalog alone on the search path and names every function and operator
+ * with its schema: a database owner's `format(text, regclass)` in a schema of theirs, put first by
+ * ALTER DATABASE ... SET search_path, never runs with the restoring role.
+ */
+const SAFE_PATH = `SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);`;
+
+const GUARD_MESSAGE = 'lifeline: forced restore refused on this session';
+
+/**
+ * A forced restore must not act on a configured database that refuses force, however the URL reached
+ * it: the session's own identity is compared with digests computed in Node (hex digits only).
+ */
+function guardSql(digests: string[] | undefined): string {
+  if (!digests?.length) return '';
+  for (const d of digests) if (!/^[0-9a-f]{64}$/.test(d)) throw new LifelineError('InvalidInput', 'an identity digest is not 64 hex digits');
+  return doBlock(`BEGIN
+  IF ${IDENTITY_DIGEST_SQL} OPERATOR(pg_catalog.=) ANY(ARRAY[${digests.map((d) => `'${d}'`).join(', ')}]::pg_catalog.text[]) THEN
+    RAISE EXCEPTION '${GUARD_MESSAGE}';
+  END IF;
+END`);
+}
+
+/**
  * Before the rows are loaded: no triggers and no foreign-key cascades fire (session_replication_role),
  * so emptying `users` does not delete the `accounts` that reference it.
  */
-function beforeSql(oids: number[]): string {
-  return `SET session_replication_role = replica;
+function beforeSql(oids: number[], digests?: string[]): string {
+  return `${SAFE_PATH}
+${guardSql(digests)}
+SET session_replication_role = replica;
 ${doBlock(`DECLARE t oid;
 BEGIN
   FOREACH t IN ARRAY ${oidArray(oids)} LOOP
-    EXECUTE format('DELETE FROM %s', t::regclass);
+    EXECUTE pg_catalog.format('DELETE FROM %s', t::pg_catalog.regclass);
   END LOOP;
 END`)}`;
 }
 
-/** After: every foreign key to or from the restored tables must hold, or the transaction rolls back. */
+/**
+ * After: every foreign key to or from the restored tables must hold, or the transaction rolls back.
+ * Keys compare with the constraint's own equality operators (conpfeqop), named with their schema.
+ */
 function afterSql(oids: number[]): string {
   const list = oidArray(oids);
-  return `SET session_replication_role = origin;
+  return `${SAFE_PATH}
+SET session_replication_role = origin;
 ${doBlock(`DECLARE fk record; bad bigint;
 BEGIN
   FOR fk IN
-    SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
-      (SELECT string_agg(format('c.%I = p.%I', ca.attname, pa.attname), ' AND ')
-         FROM unnest(c.conkey, c.confkey) AS k(ck, pk)
-         JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck
-         JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk) AS joins,
-      (SELECT string_agg(format('c.%I IS NOT NULL', ca.attname), ' AND ')
-         FROM unnest(c.conkey) AS k(ck) JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.ck) AS present
-    FROM pg_constraint c
-    WHERE c.contype = 'f' AND c.conparentid = 0 AND (c.conrelid = ANY(${list}) OR c.confrelid = ANY(${list}))
+    SELECT c.conname, c.conrelid::pg_catalog.regclass AS child, c.confrelid::pg_catalog.regclass AS parent,
+      (SELECT pg_catalog.string_agg(pg_catalog.format('p.%I OPERATOR(%I.%s) c.%I', pa.attname, ons.nspname, o.oprname, ca.attname), ' AND ')
+         FROM ROWS FROM (pg_catalog.unnest(c.conkey), pg_catalog.unnest(c.confkey), pg_catalog.unnest(c.conpfeqop)) AS k(ck, pk, op)
+         JOIN pg_catalog.pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) c.conrelid AND ca.attnum OPERATOR(pg_catalog.=) k.ck
+         JOIN pg_catalog.pg_attribute pa ON pa.attrelid OPERATOR(pg_catalog.=) c.confrelid AND pa.attnum OPERATOR(pg_catalog.=) k.pk
+         JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) k.op
+         JOIN pg_catalog.pg_namespace ons ON ons.oid OPERATOR(pg_catalog.=) o.oprnamespace) AS joins,
+      (SELECT pg_catalog.string_agg(pg_catalog.format('c.%I IS NOT NULL', ca.attname), ' AND ')
+         FROM pg_catalog.unnest(c.conkey) AS k(ck)
+         JOIN pg_catalog.pg_attribute ca ON ca.attrelid OPERATOR(pg_catalog.=) c.conrelid AND ca.attnum OPERATOR(pg_catalog.=) k.ck) AS present
+    FROM pg_catalog.pg_constraint c
+    WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0
+      AND (c.conrelid OPERATOR(pg_catalog.=) ANY(${list}) OR c.confrelid OPERATOR(pg_catalog.=) ANY(${list}))
   LOOP
-    EXECUTE format('SELECT count(*) FROM %s c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)', fk.child, fk.present, fk.parent, fk.joins) INTO bad;
-    IF bad > 0 THEN
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)', fk.child, fk.present, fk.parent, fk.joins) INTO bad;
+    IF bad OPERATOR(pg_catalog.>) 0 THEN
       RAISE EXCEPTION 'lifeline: the restore would break foreign key % on %: % row(s) would reference rows missing from %; nothing was changed', fk.conname, fk.child, bad, fk.parent;
     END IF;
   END LOOP;
@@ -139,7 +175,7 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
     const script = spawnChild(pgTool('pg_restore'), ['--data-only', `--use-list=${listFile}`, '--file=-'], { signal: r.signal });
     const feeding = runPipeline([...chain.stages, processInput(script)], r.signal);
     const transaction = async function* (rows: AsyncIterable<Buffer>) {
-      yield Buffer.from(`BEGIN;\n${beforeSql(oids)}\n`);
+      yield Buffer.from(`BEGIN;\n${beforeSql(oids, r.refuseIdentities)}\n`);
       yield* rows;
       // pg_restore has what it needs long before the end of the file: COMMIT waits until every
       // chunk has been authenticated and the whole object matches the manifest's SHA-256.
@@ -148,10 +184,10 @@ export async function restoreTables(config: LifelineConfig, r: TablesRestore): P
       yield Buffer.from(`\n${afterSql(oids)}\nCOMMIT;\n`);
     };
     const psql = spawnChild(pgTool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', `--dbname=${conn.safeUrl}`], {
-      env: { ...libpqEnv(conn), ...(r.applicationName && { PGAPPNAME: r.applicationName }) },
+      env: { ...sessionEnv(conn), ...(r.applicationName && { PGAPPNAME: r.applicationName }) },
       signal: r.signal,
       classify: (code, _signal, stderr) =>
-        new LifelineError('RestoreFailed', `restoring ${r.tables.join(', ')} into ${conn.label} failed and was rolled back (status ${code}): ${stderr}`, {
+        stderr.includes(GUARD_MESSAGE) ? forceGuardRefusal(conn.label) : new LifelineError('RestoreFailed', `restoring ${r.tables.join(', ')} into ${conn.label} failed and was rolled back (status ${code}): ${stderr}`, {
           hint: /session_replication_role/.test(stderr)
             ? 'the restoring role needs: GRANT SET ON PARAMETER session_replication_role TO <role> (PostgreSQL 15+), or superuser'
             : undefined,

@@ -80,7 +80,7 @@ export function refusalOf(db: DatabaseConfig, how: string): string | undefined {
  * PGPASSFILE supplies it) whose query holds nothing that re-routes the connection. A URL that names
  * a configured database (same server addresses, port and database) is that database, with its
  * production, force and four-eyes settings. Any other URL is treated as production; `--force` may
- * replace it only where allowForceRestoreToUrlTargets says so (and, checked in the plan, where the
+ * replace it only where allowForceRestoreToUrlTargets says so (and, checked in the plan and again on the session that acts, where the
  * server's identity is no configured database's: see server-identity.ts).
  */
 export async function resolveTarget(config: LifelineConfig, target: string): Promise<RestoreTarget> {

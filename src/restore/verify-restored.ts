@@ -2,7 +2,7 @@ import { qualifiedName, type Manifest } from '../catalog/manifest';
 import type { RestoreChecks } from '../config/config';
 import { IntegrityError } from '../errors';
 import { countRows } from '../postgres/snapshot';
-import { withConnection, type ResolvedConnection } from '../postgres/connection';
+import { OPERATOR_SEARCH_PATH, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { backendPid } from '../postgres/waits';
 import type { RestoreVerification } from '../../workflows/definitions';
 import { backupTables } from './backup-tables';
@@ -38,6 +38,8 @@ export async function verifyRestored(
       result.tables.push({ table: qualifiedName(table), expected, actual: await countRows(client, table) });
       progress(backendPid(client));
     }
+    // The operator's SQL is written for the usual search path; the session began with pg_catalog alone.
+    if (options.checks.sql?.length) await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [OPERATOR_SEARCH_PATH]);
     for (const sql of options.checks.sql ?? []) {
       try {
         const { rows } = await client.query(sql);

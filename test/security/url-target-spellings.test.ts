@@ -61,7 +61,7 @@ describe('URL targets spelled to dodge the production match (red team)', () => {
       const conn = resolveConnection({ name: 'x', url } as unknown as DatabaseConfig);
       const client = await connect(conn);
       try {
-        const { rows } = await client.query<{ what: string }>('SELECT what FROM marker');
+        const { rows } = await client.query<{ what: string }>('SELECT what FROM public.marker'); // Lifeline's sessions search pg_catalog alone
         assert.equal(rows[0]?.what, 'production moneyflow', url);
       } finally {
         await client.end();
