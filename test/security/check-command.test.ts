@@ -3,7 +3,7 @@
  * must end everything it started, not only the shell, and it must not see the worker's secrets.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -27,31 +27,37 @@ async function gone(pid: number): Promise<boolean> {
   return !alive(pid);
 }
 
+/** The pid a command wrote to `file`, once it is there. */
+async function pidIn(file: string): Promise<number> {
+  for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+  return Number(readFileSync(file, 'utf8').trim());
+}
+
 /** A command that starts a long-lived background child, writes its pid, and waits. */
-function forking(dir: string): { command: string; pid: () => number } {
+function forking(dir: string): { command: string; pid: () => Promise<number> } {
   const file = path.join(dir, 'child.pid');
-  return { command: `sleep 300 & echo $! > '${file}'; wait`, pid: () => Number(readFileSync(file, 'utf8').trim()) };
+  return { command: `sleep 300 & echo $! > '${file}'; wait`, pid: () => pidIn(file) };
 }
 
 describe('check commands', () => {
   it('a timeout ends the command and the programs it started', async () => {
     const f = forking(mkdtempSync(path.join(tmpdir(), 'lifeline-check-')));
-    const result = await runCheckCommand(f.command, conn, about, undefined, 1500);
+    const result = await runCheckCommand(f.command, conn, about, undefined, 3000);
     assert.equal(result.ok, false);
     assert.match(result.detail, /killed by the \d+ s timeout/);
-    assert.ok(await gone(f.pid()), 'the background sleep outlived the timed-out check');
+    assert.ok(await gone(await f.pid()), 'the background sleep outlived the timed-out check');
   });
 
   it('a cancelled step ends the command and the programs it started', async () => {
     const f = forking(mkdtempSync(path.join(tmpdir(), 'lifeline-check-')));
     const abort = new AbortController();
     const running = runCheckCommand(f.command, conn, about, abort.signal, 60_000);
-    await new Promise((r) => setTimeout(r, 700));
+    const child = await f.pid(); // the command is under way
     abort.abort();
     const result = await running;
     assert.equal(result.ok, false);
     assert.match(result.detail, /killed by cancellation/);
-    assert.ok(await gone(f.pid()), 'the background sleep outlived the cancelled check');
+    assert.ok(await gone(child), 'the background sleep outlived the cancelled check');
   });
 
   it('returns at its own timeout even when the command started a program in a session of its own', async () => {
@@ -59,13 +65,13 @@ describe('check commands', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lifeline-check-'));
     const file = path.join(dir, 'daemon.pid');
     const started = Date.now();
-    const result = await runCheckCommand(`setsid sleep 60 & echo $! > '${file}'; sleep 30`, conn, about, undefined, 1000);
+    const result = await runCheckCommand(`setsid sleep 60 & echo $! > '${file}'; sleep 30`, conn, about, undefined, 2000);
     try {
-      assert.match(result.detail, /^killed by the 1 s timeout/);
-      assert.ok(Date.now() - started < 5000, `returned after ${Date.now() - started} ms`);
+      assert.match(result.detail, /^killed by the 2 s timeout/);
+      assert.ok(Date.now() - started < 8000, `returned after ${Date.now() - started} ms`);
     } finally {
       // It escaped the group kill: a session of its own is beyond reach (noted in the README).
-      process.kill(Number(readFileSync(file, 'utf8').trim()), 'SIGKILL');
+      process.kill(await pidIn(file), 'SIGKILL');
     }
   });
 
