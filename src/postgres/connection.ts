@@ -2,7 +2,7 @@ import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { DatabaseConfig } from '../config/config';
 import { LifelineError } from '../errors';
-import { redact, registerSecret, unmovableSecretParams } from '../security/redact';
+import { registerSecret, unmovableSecretParams } from '../security/redact';
 
 /** A connection resolved on the worker side: the password never leaves this process's memory. */
 export interface ResolvedConnection {
@@ -15,10 +15,6 @@ export interface ResolvedConnection {
   options?: string;
   /** Host and database, for messages. */
   label: string;
-}
-
-export function redactUrl(url: string): string {
-  return redact(url);
 }
 
 /** Removes a URL parameter and returns its value (the last one wins, as in libpq). */
@@ -142,15 +138,21 @@ export function pgClientConfig(url: string): pg.ClientConfig {
   return { ...parseIntoClientConfig(url), database: decodeURIComponent(new URL(url).pathname.slice(1)) };
 }
 
-export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
-  // node-postgres lets a connection string override an explicit password, so the password goes
-  // back into the URL here, in this process's memory only.
+/** The URL with its password back in it: for this process's memory, or an operator's command's environment, never argv or Temporal. */
+export function urlWithPassword(conn: ResolvedConnection): string {
   const url = new URL(conn.safeUrl);
   if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
+  return url.toString();
+}
+
+export async function connect(conn: ResolvedConnection): Promise<pg.Client> {
+  // node-postgres lets a connection string override an explicit password, so the password goes
+  // back into the URL here.
+  const url = urlWithPassword(conn);
   // A server that accepts and never answers fails the connection instead of hanging it; keepalive
   // notices a server that went away in the middle of a long query.
   const client = new pg.Client({
-    ...pgClientConfig(url.toString()),
+    ...pgClientConfig(url),
     options: withSafeSearchPath(conn.options),
     application_name: 'lifeline',
     connectionTimeoutMillis: 30_000,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { libpqEnv, type ResolvedConnection } from '../postgres/connection';
+import { libpqEnv, urlWithPassword, type ResolvedConnection } from '../postgres/connection';
 import { redact, registerSecret } from '../security/redact';
 
 /** What a check command inherits from the worker: enough to run, none of its secrets (S3, SMTP, keys). */
@@ -7,13 +7,6 @@ const INHERITED = /^(PATH|HOME|LANG|LC_[A-Z]+|TZ|TMPDIR|LIFELINE_CHECK_[A-Z0-9_]
 const OUTPUT_KEPT = 8000;
 /** How long output may still arrive after the command's shell exited. */
 const OUTPUT_GRACE_MS = 500;
-
-/** The URL with its password, for the operator's command only (its environment, never Temporal). */
-function urlWithPassword(conn: ResolvedConnection): string {
-  const url = new URL(conn.safeUrl);
-  if (conn.password !== undefined) url.password = encodeURIComponent(conn.password);
-  return url.toString();
-}
 
 /**
  * The environment of a restore-check or drill command: PATH, HOME, LANG, LC_*, TZ, TMPDIR and the

@@ -1,5 +1,5 @@
 import type { DatabaseConfig, DestinationConfig } from '../config/config';
-import { registerSecret } from './redact';
+import { isSecretParam, registerSecret } from './redact';
 
 /** Variables that hold a secret whatever the configuration says (read by Lifeline or by the libraries it uses). */
 const SECRET_VARIABLES = ['BACKUP_SMTP_PASSWORD', 'BACKUP_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'PGPASSWORD'];
@@ -9,7 +9,7 @@ function urlSecrets(url: string | undefined): string[] {
   if (!url) return [];
   try {
     const u = new URL(url);
-    const params = [...u.searchParams.entries()].filter(([k]) => /pass|secret/i.test(k) && k !== 'passfile').map(([, v]) => v);
+    const params = [...u.searchParams.entries()].filter(([k]) => isSecretParam(k)).map(([, v]) => v);
     return [...(u.password ? [decodeURIComponent(u.password)] : []), ...params];
   } catch {
     return [];

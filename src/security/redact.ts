@@ -86,7 +86,12 @@ export function urlHoldsPassword(url: string): boolean {
  * shows it, so such a URL is refused.
  */
 export function unmovableSecretParams(url: URL): string[] {
-  return [...new Set(url.searchParams.keys())].filter((k) => /pass|secret/i.test(k) && !['password', 'passfile'].includes(k));
+  return [...new Set(url.searchParams.keys())].filter((k) => isSecretParam(k) && k !== 'password');
+}
+
+/** A URL query parameter whose value is a secret (`password`, `sslpassword`, …; `passfile` only names a file). */
+export function isSecretParam(name: string): boolean {
+  return /pass|secret/i.test(name) && name !== 'passfile';
 }
 
 /** 64 hex digits, or base64 of 32 bytes: what a master key looks like written out. */
