@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { LifelineError } from '../errors';
 import { logger } from '../logger';
-import { checkDir, createFile, ensureDir, openForReading, readFile, RepositoryTampered, remove, syncDir, tempFileFor, writeFileAtomically } from './safe-fs';
+import { checkDir, createFile, ensureDir, openForReading, publishByLink, readFile, RepositoryTampered, remove, tempFileFor, writeFileAtomically } from './safe-fs';
 import { classifyWriteError, type BackupStorage, type ByteRange, type StorageWriter, type StoredObject } from './storage';
 
 const PARTIAL_SUFFIX = '.partial';
@@ -71,17 +71,8 @@ export class LocalStorage implements BackupStorage {
           } finally {
             await handle.close();
           }
-          // link() fails when the target exists (a symlink too), unlike rename(): publishing never replaces a backup.
-          try {
-            if (!(await checkDir(this.location, path.dirname(final)))) throw new RepositoryTampered(path.dirname(final), 'gone', 'a folder');
-            await fs.link(temp, final);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(final);
-            throw err;
-          } finally {
-            await fs.rm(temp, { force: true });
-          }
-          await syncDir(path.dirname(final));
+          // Publishing never replaces a backup.
+          if (!(await publishByLink(this.location, temp, final))) throw new ObjectExistsError(final);
         } catch (err) {
           throw classifyWriteError(err, final);
         }

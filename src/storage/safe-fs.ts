@@ -15,8 +15,10 @@ import { LifelineError } from '../errors';
  * swapped for a symlink between the checks and the open is caught before a byte is written.
  */
 
+type Expected = 'a folder' | 'a regular file';
+
 export class RepositoryTampered extends LifelineError {
-  constructor(where: string, found: string, expected: string) {
+  constructor(where: string, found: string, expected: Expected) {
     super('RepositoryTampered', `${where} is ${found}, where Lifeline keeps ${expected}: refusing to use it`, {
       retryable: false,
       hint: `someone with write access to the repository changed it: inspect ${where} (and who can write there), remove what Lifeline did not put there, then run the step again`,
@@ -24,8 +26,6 @@ export class RepositoryTampered extends LifelineError {
     });
   }
 }
-
-type Expected = 'a folder' | 'a regular file';
 
 const isMissing = (err: unknown) => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
 
@@ -180,24 +180,34 @@ export async function writeFileAtomically(root: string, file: string, body: stri
     } finally {
       await handle.close();
     }
+    if (exclusive) return await publishByLink(root, temp, file);
     if (!(await checkDir(root, path.dirname(file)))) throw new RepositoryTampered(path.dirname(file), 'gone', 'a folder');
-    if (exclusive) {
-      try {
-        await fs.link(temp, file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-        throw err;
-      }
-    } else {
-      const existing = await fs.lstat(file).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
-      if (existing && !existing.isFile()) throw new RepositoryTampered(file, await describe(file, existing), 'a regular file');
-      await fs.rename(temp, file);
-    }
+    const existing = await fs.lstat(file).catch((err) => (isMissing(err) ? undefined : Promise.reject(err)));
+    if (existing && !existing.isFile()) throw new RepositoryTampered(file, await describe(file, existing), 'a regular file');
+    await fs.rename(temp, file);
     await syncDir(path.dirname(file));
     return true;
   } finally {
     await fs.rm(temp, { force: true });
   }
+}
+
+/**
+ * Publishes a complete (synced) temporary file under `file` with link(), which never replaces
+ * anything, a symlink included: false when the name is taken. The temporary name goes either way.
+ */
+export async function publishByLink(root: string, temp: string, file: string): Promise<boolean> {
+  try {
+    if (!(await checkDir(root, path.dirname(file)))) throw new RepositoryTampered(path.dirname(file), 'gone', 'a folder');
+    await fs.link(temp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fs.rm(temp, { force: true });
+  }
+  await syncDir(path.dirname(file));
+  return true;
 }
 
 /** Removes `target` (recursively; a symlink is removed, never followed) after checking the folders above it. */
