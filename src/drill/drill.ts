@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { openBackup } from '../backup/read-backup';
+import { checkWhole, openBackup } from '../backup/read-backup';
 import { storageNamed } from '../backup/repository';
 import { authenticateManifest } from '../catalog/authenticate';
 import { Catalog } from '../catalog/catalog';
@@ -108,7 +108,7 @@ export async function decryptForDrill(config: LifelineConfig, drillId: string, s
   } finally {
     clearInterval(ticker);
   }
-  if (chain.raw.sha256() !== manifest.rawSha256) throw new IntegrityError(`backup ${manifest.id}: the decrypted archive differs from the one pg_dump wrote`);
+  checkWhole(chain, manifest, `backup ${manifest.id}`);
   return { ms: Date.now() - started, rawBytes: chain.raw.bytes };
 }
 

@@ -3,7 +3,7 @@ import type { Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyringFor } from '../crypto/keys';
 import { IntegrityError } from '../errors';
-import { openBackup } from '../backup/read-backup';
+import { checkWhole, openBackup } from '../backup/read-backup';
 import type { BackupStorage } from '../storage/storage';
 import { databaseExists, databaseOf, dropDatabaseIfExists, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
@@ -62,9 +62,7 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
   } finally {
     watch.stop();
   }
-  if (chain.raw.sha256() !== r.manifest.rawSha256) {
-    throw new IntegrityError(`backup ${r.manifest.id} decrypted to an archive that differs from the one pg_dump wrote`);
-  }
+  checkWhole(chain, r.manifest, `backup ${r.manifest.id}`);
   return scratchConn;
 }
 

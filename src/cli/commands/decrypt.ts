@@ -1,13 +1,13 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { openBackup } from '../../backup/read-backup';
+import { checkWhole, openBackup } from '../../backup/read-backup';
 import { destinationStorage } from '../../backup/repository';
 import { parseManifest } from '../../catalog/manifest';
 import { idOfDataKey, MANIFEST_SUFFIX, siblingKey } from '../../catalog/naming';
 import type { LifelineConfig } from '../../config/config';
 import { loadConfig } from '../../config/load';
 import { keyringFor } from '../../crypto/keys';
-import { IntegrityError, UsageError } from '../../errors';
+import { UsageError } from '../../errors';
 import { runPipeline } from '../../pipeline/run';
 import { LocalStorage } from '../../storage/local';
 import type { BackupStorage } from '../../storage/storage';
@@ -86,9 +86,7 @@ export const decryptCommand: Command = {
     const writer = output ? await new LocalStorage('output', path.dirname(output)).createWriter(path.basename(output)) : undefined;
     try {
       await runPipeline([...chain.stages, writer?.stream ?? process.stdout]);
-      if (chain.raw.sha256() !== manifest.rawSha256) {
-        throw new IntegrityError(`the decrypted archive differs from the one pg_dump wrote (SHA-256 ${chain.raw.sha256()}, manifest ${manifest.rawSha256})`);
-      }
+      checkWhole(chain, manifest, `backup ${manifest.id}`);
       await writer?.publish();
     } catch (err) {
       await writer?.abort();
