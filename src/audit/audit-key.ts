@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { macEquals } from '../crypto/mac';
 import path from 'node:path';
 import { z } from 'zod';
 import type { EncryptionContext, Keyring, WrappedDataKey } from '../crypto/keys';
@@ -67,9 +68,7 @@ export class AuditKey {
 
   /** Constant-time comparison of a claimed MAC with the MAC of `text`. */
   checks(text: string, claimed: unknown): boolean {
-    const expected = Buffer.from(this.mac(text), 'hex');
-    const given = typeof claimed === 'string' && /^[0-9a-f]{64}$/.test(claimed) ? Buffer.from(claimed, 'hex') : Buffer.alloc(0);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    return macEquals(this.mac(text), claimed);
   }
 
   /** Binds where the keyed chain starts to this key (domain-separated from line MACs, which are JSON). */

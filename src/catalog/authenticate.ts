@@ -12,6 +12,11 @@ export type ManifestKeys = Pick<Keyring, 'unwrap'>;
 export const manifestLocation = (storage: BackupStorage, manifest: Pick<Manifest, 'object'>) =>
   storage.describe(siblingKey(manifest.object.key, MANIFEST_SUFFIX));
 
+/** Written since manifests carry a MAC; older ones are never trusted. */
+export function isSealed(manifest: Manifest): boolean {
+  return manifest.manifestVersion >= 2 && Boolean(manifest.mac);
+}
+
 async function dataKeyOf(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<Buffer> {
   return keys.unwrap(await currentWrapping(storage, manifest), { database: manifest.database, backupId: manifest.id });
 }
@@ -29,7 +34,7 @@ export async function sealManifest(storage: BackupStorage, manifest: Manifest, k
  */
 export async function authenticateManifest(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<Buffer> {
   const where = manifestLocation(storage, manifest);
-  if (manifest.manifestVersion < 2 || !manifest.mac) {
+  if (!isSealed(manifest)) {
     throw new IntegrityError(
       `manifest ${where} has no MAC (manifest version ${manifest.manifestVersion}): it was written before Lifeline authenticated manifests, so nothing in it is trusted`,
       'take a new backup now (lifeline backup --wait); this one can still be read by hand (lifeline decrypt FILE -o OUT, which warns), then removed',
@@ -61,7 +66,7 @@ export interface ManifestTrust {
 }
 
 export async function manifestTrust(storage: BackupStorage, manifest: Manifest, keys: ManifestKeys): Promise<ManifestTrust> {
-  if (manifest.manifestVersion < 2 || !manifest.mac) return { status: 'no MAC', problem: 'written before manifests were authenticated: not trusted' };
+  if (!isSealed(manifest)) return { status: 'no MAC', problem: 'written before manifests were authenticated: not trusted' };
   try {
     await authenticateManifest(storage, manifest, keys);
     return { status: 'authentic' };

@@ -1,4 +1,5 @@
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
+import { macEquals } from '../crypto/mac';
 
 /**
  * A manifest's MAC: HMAC-SHA256 under a key derived (HKDF) from the backup's own data key, so only
@@ -35,6 +36,5 @@ export function manifestMac(manifest: object, dataKey: Buffer): string {
 }
 
 export function macMatches(manifest: object & { mac?: string }, dataKey: Buffer): boolean {
-  if (!manifest.mac || !/^[0-9a-f]{64}$/.test(manifest.mac)) return false;
-  return timingSafeEqual(Buffer.from(manifestMac(manifest, dataKey), 'hex'), Buffer.from(manifest.mac, 'hex'));
+  return macEquals(manifestMac(manifest, dataKey), manifest.mac);
 }
