@@ -66,7 +66,9 @@ export function resolveConnection(db: DatabaseConfig, env: NodeJS.ProcessEnv = p
  * search_path) never runs in place of pg_catalog's with the worker's role. Startup options override
  * those settings. The operator's own check SQL and commands keep the usual path (OPERATOR_SEARCH_PATH).
  */
-export const SAFE_SEARCH_PATH = '-c search_path=pg_catalog,pg_temp';
+/** The search path of every session Lifeline opens itself. */
+export const SAFE_SEARCH_PATH_VALUE = 'pg_catalog, pg_temp';
+export const SAFE_SEARCH_PATH = `-c search_path=${SAFE_SEARCH_PATH_VALUE.replace(' ', '')}`;
 
 /** The search path the operator's check SQL runs with: PostgreSQL's default, not the database's own (possibly changed) setting. */
 export const OPERATOR_SEARCH_PATH = '"$user", public';

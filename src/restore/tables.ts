@@ -12,7 +12,7 @@ import { feedAndWait, processInput, processOutput, spawnChild } from '../pipelin
 import { runPipeline } from '../pipeline/run';
 import { pgTool, requireSafeScriptOutput } from '../postgres/binaries';
 import { tableDataOf } from '../postgres/pg-restore-list';
-import { resolveConnection, sessionEnv, withConnection, type ResolvedConnection } from '../postgres/connection';
+import { resolveConnection, SAFE_SEARCH_PATH_VALUE, sessionEnv, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { forceGuardRefusal, IDENTITY_DIGEST_SQL } from './server-identity';
 import { backupTables } from './backup-tables';
 import { readToc } from './toc';
@@ -52,7 +52,7 @@ function doBlock(body: string): string {
  * with its schema: a database owner's `format(text, regclass)` in a schema of theirs, put first by
  * ALTER DATABASE ... SET search_path, never runs with the restoring role.
  */
-const SAFE_PATH = `SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);`;
+const SAFE_PATH = `SELECT pg_catalog.set_config('search_path', '${SAFE_SEARCH_PATH_VALUE}', false);`;
 
 const GUARD_MESSAGE = 'lifeline: forced restore refused on this session';
 
