@@ -16,13 +16,19 @@ export interface BackupReadChain {
   raw: Meter;
 }
 
-/** The stages that turn a stored backup back into the plain pg_dump archive, measuring both ends. */
+/**
+ * A backup's data key. A catalogued backup is read only through an authentic manifest; a fresh dump
+ * (not yet catalogued) has none.
+ */
+export async function dataKeyFor(storage: BackupStorage, record: DumpRecord | Manifest, keys: Pick<Keyring, 'unwrap'>): Promise<Buffer> {
+  return 'manifestVersion' in record
+    ? authenticateManifest(storage, record, keys)
+    : keys.unwrap(await currentWrapping(storage, record), { database: record.database, backupId: record.id });
+}
+
+/** The stages that turn a stored single-stream backup back into the plain pg_dump archive, measuring both ends. */
 export async function openBackup(storage: BackupStorage, record: DumpRecord | Manifest, keys: Pick<Keyring, 'unwrap'>): Promise<BackupReadChain> {
-  // A catalogued backup is read only through an authentic manifest; a fresh dump (not yet catalogued) has none.
-  const dataKey =
-    'manifestVersion' in record
-      ? await authenticateManifest(storage, record, keys)
-      : await keys.unwrap(await currentWrapping(storage, record), { database: record.database, backupId: record.id });
+  const dataKey = await dataKeyFor(storage, record, keys);
   const stored = new Meter({ sha256: true });
   const raw = new Meter({ sha256: true });
   const source = await storage.read(record.object.key);

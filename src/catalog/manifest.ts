@@ -3,6 +3,8 @@ import { IntegrityError } from '../errors';
 import { KEY_PROVIDERS, type KeyProviderKind } from '../crypto/keys/key-provider';
 import { keyIdProblem } from '../crypto/keys/key-ids';
 import { FILE_EXTENSION } from '../pipeline/compression';
+import { PARTS_FORMAT, PartSchema } from '../parts/part-record';
+import { partsProblem } from '../parts/parts-of';
 import { BACKUP_TYPES, dataKey, parseBackupId } from './naming';
 
 /** A key id in a repository file must be a plain id of its provider (it becomes a path, or the KMS key asked). */
@@ -19,6 +21,10 @@ export const TableCountSchema = z.object({
   rows: z.number().int().nonnegative(),
   /** pg_class OID at dump time: finds the table's TABLE DATA entry in the archive (absent in older manifests). */
   oid: z.number().int().positive().optional(),
+  /** A partition: its partitioned parent's OID (a `--tables parent` restore takes every partition). */
+  parentOid: z.number().int().positive().optional(),
+  /** Parts format: the columns COPY reads and writes, in order (no dropped or generated ones). */
+  columns: z.array(z.string()).optional(),
 });
 export type TableCount = z.infer<typeof TableCountSchema>;
 
@@ -59,6 +65,13 @@ export const DumpRecordSchema = z.object({
     wrappedKey: z.string(),
   }).superRefine((e, ctx) => refineKeyId({ provider: e.keyProvider, keyId: e.keyId }, ctx, ['keyId'])),
   object: z.object({ storage: z.string(), key: z.string() }),
+  /**
+   * Absent: one stream, `object` is the whole pg_dump archive. `parts-v1`: `object` is the archive
+   * part (everything but the rows of the tables stored as parts) and `parts` lists every object,
+   * the archive included; `sizes` are then totals over all parts. See src/parts/.
+   */
+  format: z.literal(PARTS_FORMAT).optional(),
+  parts: z.array(PartSchema).optional(),
   tables: z.array(TableCountSchema),
   largeObjects: z.number().int().nonnegative(),
   /** Checksums of the rows of the database's critical tables (drill.criticalTables), in the dump's snapshot. */
@@ -115,8 +128,10 @@ export function parseManifest(text: string, where: string): Manifest {
  * (`<db>/<id>.dump.<ext>.enc`, or only its file name for a copy outside a repository). A manifest or
  * data file copied under another backup's name fails here.
  */
-export function namingProblem(m: Pick<DumpRecord, 'id' | 'database' | 'object' | 'compression'>, opts: { inRepository: boolean }): string | undefined {
+export function namingProblem(m: Pick<DumpRecord, 'id' | 'database' | 'object' | 'compression' | 'format' | 'parts' | 'sha256' | 'tables'>, opts: { inRepository: boolean }): string | undefined {
   if (parseBackupId(m.id)?.database !== m.database) return `its id ${m.id} is not a backup id of database ${m.database}`;
+  const parts = partsProblem(m);
+  if (parts) return parts;
   const expected = dataKey(m.database, m.id, FILE_EXTENSION[m.compression.algorithm]);
   const actual = opts.inRepository ? m.object.key : `${m.database}/${m.object.key.slice(m.object.key.lastIndexOf('/') + 1)}`;
   return actual === expected ? undefined : `its data object ${m.object.key} is not ${opts.inRepository ? expected : expected.slice(m.database.length + 1)}, the one named after backup ${m.id}`;
