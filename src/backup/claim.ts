@@ -31,7 +31,7 @@ const sameOwner = (a: Owner, b: Owner) => a?.workflowId === b?.workflowId;
 /**
  * Returns the record of a dump this workflow already finished (a retry after its worker died),
  * or claims the id for it and removes what its earlier attempts left: temporary objects, and a
- * data object they published but never recorded. Another workflow's id is refused; a catalogued
+ * data object or parts they published but never recorded. Another workflow's id is refused; a catalogued
  * backup is never touched.
  */
 export async function claimBackupId(storage: BackupStorage, database: string, id: string, owner: Owner): Promise<DumpRecord | undefined> {
@@ -55,9 +55,15 @@ export async function claimBackupId(storage: BackupStorage, database: string, id
   }
   await storage.removeIncomplete(`${database}/${id}`);
   for (const object of await storage.list(`${database}/${id}.`)) {
-    if (idOfDataKey(object.key) === id) await storage.delete(object.key);
+    if (isDumpObjectOf(object.key, id)) await storage.delete(object.key);
   }
   return undefined;
+}
+
+/** The data object or a part (`<id>.dump.<ext>.enc`, `<id>.part.<name>.<ext>.enc`) of backup `id`: not its claim or key envelope. */
+function isDumpObjectOf(key: string, id: string): boolean {
+  const base = key.slice(key.lastIndexOf('/') + 1);
+  return idOfDataKey(key) === id || (base.startsWith(`${id}.part.`) && base.endsWith('.enc'));
 }
 
 /** Replaces the claim with the stored dump's record, which verification and cataloguing build on. */

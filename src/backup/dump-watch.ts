@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { LifelineConfig } from '../config/config';
-import type { Meter } from '../pipeline/meter';
 import { StallWatch } from '../pipeline/stall';
 import type { ResolvedConnection } from '../postgres/connection';
 import { backendPid, diagnoseSessions, isLockTimeout, lockTimeoutError } from '../postgres/waits';
-import type { DumpHooks } from './dump';
+import type { DumpHooks, DumpProgress } from './dump';
+
+/** Bytes moved so far over every part of the dump (plain as read, stored as written), and any detail for the heartbeat. */
+export type DumpTotals = Omit<DumpProgress, 'phase'>;
 
 /**
  * What keeps a dump honest: heartbeats while bytes move, a `Stalled` failure naming what it waits
@@ -22,13 +24,18 @@ export class DumpWatch {
     private readonly conn: ResolvedConnection,
     private readonly client: pg.Client,
     hooks: DumpHooks,
-    meters: { raw: Meter; stored: Meter },
+    totals: () => DumpTotals,
+    /** Sessions of our own besides the snapshot's (the parallel COPY sessions), for naming what a stalled dump waits on. */
+    private readonly otherPids: () => number[] = () => [],
   ) {
     this.stall = new StallWatch({
       what: `the dump of ${conn.label}`,
       stallSeconds: config.timeouts.stallSeconds,
-      progress: () => meters.raw.bytes + meters.stored.bytes,
-      onAlive: () => hooks.onProgress?.({ phase: 'dumping', rawBytes: meters.raw.bytes, storedBytes: meters.stored.bytes }),
+      progress: () => {
+        const t = totals();
+        return t.rawBytes + t.storedBytes;
+      },
+      onAlive: () => hooks.onProgress?.({ phase: 'dumping', ...totals() }),
       diagnose: () => diagnoseSessions(conn, { pids: this.ownPids(), program: { name: 'pg_dump', applicationName: this.applicationName } }),
       signal: hooks.signal,
       tickMs: hooks.progressIntervalMs,
@@ -43,7 +50,7 @@ export class DumpWatch {
     return this.config.timeouts.lockWaitSeconds;
   }
 
-  /** The snapshot session's row counts wait no longer for a lock than pg_dump does. */
+  /** The snapshot session's reads and locks wait no longer for a lock than pg_dump does. */
   async limitLockWaits(): Promise<void> {
     await this.client.query("SELECT set_config('lock_timeout', $1, true)", [`${this.lockWaitSeconds}s`]);
   }
@@ -61,6 +68,6 @@ export class DumpWatch {
 
   private ownPids(): number[] {
     const pid = backendPid(this.client);
-    return pid === undefined ? [] : [pid];
+    return [...(pid === undefined ? [] : [pid]), ...this.otherPids()];
   }
 }

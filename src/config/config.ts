@@ -68,6 +68,11 @@ export interface LifelineConfig {
   destinations: DestinationConfig[];
   compression: { algorithm: CompressionAlgorithm; level?: number };
   parallelJobs: number;
+  /**
+   * `parts`: a backup is an archive, a globals part and the rows of each table in parts of about
+   * `partBytes` of table, dumped by BACKUP_PARALLEL_JOBS sessions; `stream`: one pg_dump archive.
+   */
+  backup: { format: 'parts' | 'stream'; partBytes: number };
   /** How long a stopping worker lets running steps finish before cancelling them. */
   shutdownGraceSeconds: number;
   /** `--force` to a URL target that names no configured database (BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS). */

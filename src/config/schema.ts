@@ -26,6 +26,18 @@ const duration = (minSeconds: number, maxSeconds: number) => {
   }, z.number({ error }).int({ error }).min(minSeconds, { error }).max(maxSeconds, { error }));
 };
 
+/** Bytes: 134217728, "128MiB", "128M", "64k", "1G" (k, M, G are powers of 1024; environment variables are strings). */
+const byteSize = (minBytes: number, maxBytes: number) => {
+  const error = `must be a size from ${minBytes} bytes to ${maxBytes / 1024 ** 3} GiB: bytes (134217728) or with a unit (64k, 128M, 1G; powers of 1024)`;
+  const units: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(v);
+    const unit = m ? units[m[2]!.toLowerCase()] : undefined;
+    return m && unit ? Number(m[1]) * unit : v;
+  }, z.number({ error }).int({ error }).min(minBytes, { error }).max(maxBytes, { error }));
+};
+
 const bool = z.preprocess(
   (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
   z.boolean({ error: 'must be true or false' }),
@@ -175,6 +187,9 @@ export const GlobalSchema = z
     compression: z.enum(['zstd', 'gzip'], { error: 'must be zstd or gzip' }),
     compressionLevel: int(1, 19).optional(),
     parallelJobs: int(1, 64),
+    backupFormat: z.enum(['parts', 'stream'], { error: 'must be parts (parallel, one object per table part) or stream (one pg_dump archive)' }),
+    // One block (8 KiB) at least: a part is a range of whole blocks.
+    partSize: byteSize(8192, 64 * 1024 ** 3),
     shutdownGraceSeconds: int(0, 86400),
     allowForceRestoreToUrlTargets: bool,
     stallTimeout: duration(5, 86400),

@@ -14,7 +14,32 @@ export interface PgDumpOptions {
   lockWaitSeconds: number;
   /** Names pg_dump's session on the server, so that a stalled dump can be diagnosed. */
   applicationName: string;
+  /** Tables whose rows are stored elsewhere (as parts): their definitions stay in the archive, their data does not. */
+  excludeTableData?: Array<{ schema: string; name: string }>;
   signal?: AbortSignal;
+}
+
+/**
+ * pg_dump's pattern naming exactly one table: inside double quotes every character is literal
+ * (`*`, `?`, `.`, `$` too) and `""` is one `"`. It travels as one argv element, never through a shell.
+ */
+export function exactTablePattern(table: { schema: string; name: string }): string {
+  const quoted = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  return `${quoted(table.schema)}.${quoted(table.name)}`;
+}
+
+/** Linux limits the whole command line to about 2 MB (a quarter of the stack limit): stay well below. */
+const ARGV_LIMIT_BYTES = 1024 * 1024;
+
+function excludeArgs(tables: Array<{ schema: string; name: string }>): string[] {
+  const args = tables.map((t) => `--exclude-table-data=${exactTablePattern(t)}`);
+  const bytes = args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+  if (bytes > ARGV_LIMIT_BYTES) {
+    throw new LifelineError('TooManyTables', `the database has ${tables.length} tables: pg_dump's command line naming them (${bytes} bytes) would exceed the system's limit`, {
+      hint: 'set BACKUP_FORMAT=stream (one pg_dump archive, no table list on its command line)',
+    });
+  }
+  return args;
 }
 
 function typeArgs(type: BackupType): string[] {
@@ -52,6 +77,7 @@ export function startPgDump(options: PgDumpOptions): { proc: ChildStream; output
     `--lock-wait-timeout=${options.lockWaitSeconds * 1000}`,
     `--snapshot=${options.snapshotId}`,
     ...typeArgs(options.type),
+    ...excludeArgs(options.excludeTableData ?? []),
     `--dbname=${options.conn.safeUrl}`,
   ];
   const proc = spawnChild(pgTool('pg_dump'), args, {

@@ -1,0 +1,126 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { LifelineError } from '../errors';
+import { classifyPgError, connect, type ResolvedConnection } from '../postgres/connection';
+import { backendPid } from '../postgres/waits';
+
+/**
+ * pg_export_snapshot()'s id: hex virtual transaction id and a counter ("00000003-0000001B-1";
+ * "00000003-1" before PostgreSQL 12). It comes from the server and becomes a literal in
+ * SET TRANSACTION SNAPSHOT (which takes no bind parameter): anything else is refused.
+ */
+const SNAPSHOT_ID = /^[0-9A-F]{8}(?:-[0-9A-F]{8})?-[1-9][0-9]{0,9}$/;
+
+export function snapshotLiteral(id: string): string {
+  if (!SNAPSHOT_ID.test(id)) {
+    throw new LifelineError('IntegrityError', `the server exported a snapshot id of an unknown form (${JSON.stringify(id.slice(0, 40))})`, {
+      hint: 'this PostgreSQL version names snapshots differently: set BACKUP_FORMAT=stream and report it',
+    });
+  }
+  return `'${id}'`;
+}
+
+/**
+ * What a COPY session sets, as pg_dump does for its own: output every server reads back alike
+ * (ISO dates, postgres intervals, floats exact, UTF-8 text), and a table under row-level security
+ * fails instead of silently giving fewer rows. Transaction-local, no timeouts: the transaction
+ * lasts as long as the dump.
+ */
+const SESSION_SETTINGS = `SELECT set_config('DateStyle', 'ISO', true), set_config('IntervalStyle', 'postgres', true),
+  set_config('extra_float_digits', '3', true), set_config('client_encoding', 'UTF8', true), set_config('row_security', 'off', true),
+  set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true), set_config('lock_timeout', $1, true)`;
+
+/** One session reading in the exported snapshot: every part it copies sees exactly what pg_dump sees. */
+export interface SnapshotSession {
+  client: pg.Client;
+  pid?: number;
+}
+
+/** Opens a session and imports the snapshot (the exporting transaction must still be open). */
+export async function openSnapshotSession(conn: ResolvedConnection, snapshotId: string, lockWaitSeconds: number): Promise<SnapshotSession> {
+  const literal = snapshotLiteral(snapshotId);
+  const client = await connect(conn);
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET TRANSACTION SNAPSHOT ${literal}`);
+    await client.query(SESSION_SETTINGS, [`${lockWaitSeconds}s`]);
+  } catch (err) {
+    closeSession({ client }, { now: true });
+    throw classifyPgError(err, conn.label);
+  }
+  return { client, pid: backendPid(client) };
+}
+
+/**
+ * Ends a session: an idle one politely; one that failed or is in the middle of a COPY (`now`) by
+ * closing its socket, so the server stops sending (its backend ends on the broken connection) and
+ * the read-only transaction goes with it. Never waits.
+ */
+export function closeSession(session: Pick<SnapshotSession, 'client'>, options: { now: boolean }): void {
+  const socket = (session.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  session.client.end().catch(() => undefined);
+  if (options.now) socket?.destroy();
+}
+
+/**
+ * The sessions of the parallel copy: at most as many as the pool runs at once, each reused for the
+ * next part once its COPY is done. A session whose COPY failed is closed, not reused.
+ */
+export class SnapshotSessions {
+  private readonly idle: SnapshotSession[] = [];
+  private readonly open = new Set<SnapshotSession>();
+
+  constructor(
+    private readonly conn: ResolvedConnection,
+    private readonly snapshotId: string,
+    private readonly lockWaitSeconds: number,
+  ) {}
+
+  /** Backend pids of the open sessions: the stall watch asks the server what they wait on. */
+  pids(): number[] {
+    return [...this.open].flatMap((s) => (s.pid === undefined ? [] : [s.pid]));
+  }
+
+  /** Runs `fn` on an idle session, or a new one. */
+  async use<T>(fn: (session: SnapshotSession) => Promise<T>): Promise<T> {
+    const session = this.idle.pop() ?? (await this.add());
+    try {
+      const result = await fn(session);
+      this.idle.push(session);
+      return result;
+    } catch (err) {
+      this.open.delete(session);
+      closeSession(session, { now: true });
+      throw err;
+    }
+  }
+
+  /** Closes every session; `now` also those in the middle of a COPY (a failed or cancelled dump). */
+  closeAll(options: { now: boolean }): void {
+    for (const session of this.open) closeSession(session, options);
+    this.open.clear();
+    this.idle.length = 0;
+  }
+
+  private async add(): Promise<SnapshotSession> {
+    const session = await openSnapshotSession(this.conn, this.snapshotId, this.lockWaitSeconds);
+    this.open.add(session);
+    return session;
+  }
+}
+
+/** The rows of a COPY text stream as they pass: each row ends in exactly one '\n' (one inside a value is written `\n`). */
+export class RowCounter extends Transform {
+  rows = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) this.rows++;
+    done(null, chunk);
+  }
+}
+
+/** `COPY … TO STDOUT` on the session, as a stream of the COPY text. */
+export function copyOut(session: SnapshotSession, sql: string): Readable {
+  return session.client.query(copyTo(sql));
+}
