@@ -106,8 +106,11 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
         .use(async (session) => {
           const rows = new RowCounter();
           const w = writer(part.name, partObjectKey(db.name, id, part.name, ext));
+          const event = (phase: 'started' | 'stored') => hooks.onPart?.({ part: part.name, table: qualifiedName(part.table), phase, pid: session.pid, at: Date.now() });
+          event('started');
           const result = await stored(w, w.write([copyOut(session, copyToSql(part.table, part.range)), rows], signal));
           copied.set(part.name, { ...result, rows: rows.rows });
+          event('stored');
         })
         .catch((err) => {
           throw signal.aborted ? err : partError(err, part, conn.label);

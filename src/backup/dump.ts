@@ -38,6 +38,16 @@ export interface DumpHooks {
   /** Aborts the dump: pg_dump is killed and the temporary object removed. */
   signal?: AbortSignal;
   progressIntervalMs?: number;
+  /** A parts backup: a table part's COPY started on a session (its backend pid) or its part was stored. */
+  onPart?: (event: PartEvent) => void;
+}
+
+export interface PartEvent {
+  part: string;
+  table: string;
+  phase: 'started' | 'stored';
+  pid?: number;
+  at: number;
 }
 
 /** What both formats' dumps are given: the claimed id, its data key, where to write. */
