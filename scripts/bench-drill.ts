@@ -1,6 +1,6 @@
 /**
- * `npm run bench:drill`: a disaster-recovery drill on the benchmark's ledger database (`npm run bench`
- * seeds it): a backup replicated to a local versitygw, then drillWorkflow on a Temporal dev server
+ * `npm run bench:drill`: a disaster-recovery drill on the benchmark's ledger database (bench-seed.ts,
+ * seeded once): a backup replicated to a local versitygw, then drillWorkflow on a Temporal dev server
  * (download from S3, decrypt, restore into a scratch database, verify), printing its report.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -12,7 +12,6 @@ import { storageNamed } from '../src/backup/repository';
 import { loadConfig } from '../src/config/load';
 import { createKeyFile } from '../src/crypto/keys/local-key-file';
 import { renderDrillMarkdown } from '../src/drill/reports';
-import { PrivateCluster } from '../src/infra/postgres-cluster';
 import { startLocalS3 } from '../src/infra/s3-server';
 import { startTemporalDevServer } from '../src/infra/temporal-dev-server';
 import { ensureTemporalCli, ensureVersitygw } from '../src/infra/tools';
@@ -20,14 +19,12 @@ import type { S3Storage } from '../src/storage/s3';
 import { connectTemporal } from '../src/temporal/client';
 import { createWorker } from '../src/temporal/worker';
 import { BACKUP_WORKFLOW_TYPE, DRILL_WORKFLOW_TYPE, type DrillReport } from '../workflows/definitions';
+import { benchDatabase } from './bench-seed';
 
 const root = path.resolve(__dirname, '..');
 
 async function main() {
-  const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
-  const cluster = await new PrivateCluster(path.join(root, '.lifeline', 'bench-postgres')).start();
-  const name = `ledger_${sizeMb}mb`;
-  if (!(await cluster.sql(`SELECT 1 FROM pg_database WHERE datname = '${name}'`)).length) throw new Error(`run npm run bench first (no ${name})`);
+  const { cluster, name } = await benchDatabase(root);
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-bench-drill-'));
   const s3 = await startLocalS3(await ensureVersitygw(console.log), path.join(work, 's3'));
   const temporal = await startTemporalDevServer({ cliPath: await ensureTemporalCli(console.log), dbFile: path.join(work, 'temporal.db'), logFile: path.join(work, 'temporal.log') });

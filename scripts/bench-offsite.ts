@@ -1,5 +1,5 @@
 /**
- * `npm run bench:offsite`: on the benchmark's ledger database (`npm run bench` seeds it), with a
+ * `npm run bench:offsite`: on the benchmark's ledger database (bench-seed.ts, seeded once), with a
  * local versitygw and local-kms:
  *   (a) upload of the encrypted backup with lib-storage's Upload (no checksums): the baseline
  *   (b) Lifeline's replication: resumable multipart, SHA-256 per part, read-back check, manifest last
@@ -25,15 +25,16 @@ import { loadConfig } from '../src/config/load';
 import { keyringFor } from '../src/crypto/keys';
 import { createKeyFile } from '../src/crypto/keys/local-key-file';
 import { startLocalKms } from '../src/infra/kms-server';
-import { PrivateCluster } from '../src/infra/postgres-cluster';
 import { startLocalS3 } from '../src/infra/s3-server';
 import { startTemporalDevServer } from '../src/infra/temporal-dev-server';
 import { ensureLocalKms, ensureTemporalCli, ensureVersitygw } from '../src/infra/tools';
+import { storedObjects } from '../src/parts/parts-of';
 import { replicateBackup } from '../src/replication/replicate';
 import { S3Storage } from '../src/storage/s3';
 import { connectTemporal } from '../src/temporal/client';
 import { createWorker } from '../src/temporal/worker';
 import { KEY_ROTATION_WORKFLOW_TYPE, type KeyRotationWorkflowResult } from '../workflows/definitions';
+import { benchDatabase } from './bench-seed';
 
 const root = path.resolve(__dirname, '..');
 const MB = 1024 * 1024;
@@ -55,11 +56,8 @@ async function backupsOf(config: LifelineConfig, count: number): Promise<void> {
 }
 
 async function main() {
-  const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
   const count = Number(process.env.BENCH_BACKUPS ?? 100);
-  const cluster = await new PrivateCluster(path.join(root, '.lifeline', 'bench-postgres')).start();
-  const name = `ledger_${sizeMb}mb`;
-  if (!(await cluster.sql(`SELECT 1 FROM pg_database WHERE datname = '${name}'`)).length) throw new Error(`run npm run bench first (no ${name})`);
+  const { cluster, name } = await benchDatabase(root);
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-bench-offsite-'));
   const s3 = await startLocalS3(await ensureVersitygw(console.log), path.join(work, 's3'));
   const kmsServer = await startLocalKms(await ensureLocalKms(console.log), path.join(work, 'kms'));
@@ -94,18 +92,21 @@ async function main() {
     const record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
     const manifest = await catalogBackup(db, record, (await verifyBackup(localStorageFor(db), record, keyringFor(config))).verification, 'bench', keyringFor(config));
     const mb = manifest.sizes.storedBytes / MB;
-    console.log(`Stored backup: ${mb.toFixed(1)} MiB (${name})`);
-    const file = localStorageFor(db).describe(manifest.object.key);
+    console.log(`Stored backup: ${mb.toFixed(1)} MiB in ${storedObjects(manifest).length} object(s) (${name})`);
+    const objects = storedObjects(manifest);
     for (let run = 1; run <= 3; run++) {
-      const plainKey = `plain/${run}.enc`;
-      const a = await timed(() =>
-        new Upload({ client: offsite.client, queueSize: 4, partSize: 8 * MB, params: { Bucket: 'bench-offsite', Key: plainKey, Body: createReadStream(file) } }).done(),
-      );
-      await offsite.client.send(new DeleteObjectCommand({ Bucket: 'bench-offsite', Key: plainKey }));
+      // Every stored object (one for a single-stream backup, one per part for parts-v1), one after the other.
+      const a = await timed(async () => {
+        for (const o of objects) {
+          const Body = createReadStream(localStorageFor(db).describe(o.key));
+          await new Upload({ client: offsite.client, queueSize: 4, partSize: 8 * MB, params: { Bucket: 'bench-offsite', Key: `plain/${run}/${o.key}`, Body } }).done();
+        }
+      });
+      for (const o of objects) await offsite.client.send(new DeleteObjectCommand({ Bucket: 'bench-offsite', Key: `plain/${run}/${o.key}` }));
       let result: Awaited<ReturnType<typeof replicateBackup>> | undefined;
       const b = await timed(async () => (result = await replicateBackup(config, db, manifest.id, 'offsite')));
       if (result?.status !== 'replicated') throw new Error(`replication: ${result?.status}`);
-      for (const suffix of ['.dump.zst.enc', '.manifest.json']) await offsite.delete(`${db.name}/${manifest.id}${suffix}`);
+      for (const key of [...objects.map((o) => o.key), `${db.name}/${manifest.id}.manifest.json`]) await offsite.delete(key);
       console.log(`run ${run}: (a) lib-storage Upload ${a.toFixed(1)} s = ${(mb / a).toFixed(0)} MiB/s   (b) Lifeline replication ${b.toFixed(1)} s = ${(mb / b).toFixed(0)} MiB/s (upload + read-back)`);
     }
 

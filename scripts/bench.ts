@@ -1,129 +1,170 @@
 /**
- * `npm run bench`: seeds a MoneyFlow-like ledger of BENCH_SIZE_MB (default 1024) and times, in one run,
- *   (a) pg_dump -Fc -Z0 > /dev/null                                  the floor
- *   (b) pg_dump -Fc | gzip -6 | openssl enc -aes-256-cbc -pbkdf2      the runbook's pipeline
- *   (c) Lifeline's backup path: pg_dump -Z0 → zstd → AES-256-GCM → SHA-256 → repository
- * printing wall time, MB/s (of the raw dump), output size and peak RSS (summed over the process tree).
- * The seeded cluster is kept in .lifeline/bench-postgres, so later runs skip seeding.
+ * `npm run bench`: the backup rows of issue 11's goals, in one run, on the seeded ledger of
+ * BENCH_SIZE_MB (default 1024; bench-seed.ts), one column per BACKUP_PARALLEL_JOBS value (BENCH_JOBS,
+ * default "1,2"):
+ *   floor     pg_dump -Fc -Z0 > /dev/null
+ *   runbook   pg_dump -Fc | gzip -6 | openssl enc -aes-256-cbc -pbkdf2 (its output size is the size goal)
+ *   Lifeline  backupWorkflow on a Temporal dev server and a `lifeline worker` process, start → verified
+ *             (the catalogBackup step's completion in the workflow's history), stored size, the worker's
+ *             peak RSS, the repository's and TMPDIR's growth and any unencrypted bytes in them.
+ * Prints measured numbers only; nothing is asserted. BENCH_REPEAT runs each measurement more than once.
+ * Results go to .bench/backup-<size>mb.json.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createKeyFile } from '../src/crypto/keys/local-key-file';
-import { PrivateCluster } from '../src/infra/postgres-cluster';
-import { seedMoneyFlowAt } from '../src/infra/moneyflow-seed';
 import { ensureSystemTools } from '../src/infra/tools';
 import { pgTool } from '../src/postgres/binaries';
-
-const root = path.resolve(__dirname, '..');
-const MB = 1024 * 1024;
-/** Bytes per ledger row on disk, table and indexes (measured on a 1 GB seed: ~215). */
-const BYTES_PER_ROW = 215;
-
-function treeRss(pid: number): number {
-  let kb = 0;
-  const visit = (p: number) => {
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8');
-      kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      for (const task of readdirSync(`/proc/${p}/task`)) {
-        const children = readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').trim();
-        for (const c of children ? children.split(' ') : []) visit(Number(c));
-      }
-    } catch {
-      /* the process ended meanwhile */
-    }
-  };
-  visit(pid);
-  return kb * 1024;
-}
-
-interface Measured {
-  ms: number;
-  peakRss: number;
-  stdout: string;
-}
-
-/** Runs a command, sampling the RSS of its whole process tree every 50 ms. */
-function measure(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    let peakRss = 0;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, treeRss(child.pid!))), 50);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearInterval(sampler);
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (code !== 0) reject(new Error(`${command} exited with ${code}`));
-      else resolve({ ms, peakRss, stdout });
-    });
-  });
-}
-
-async function seeded(cluster: PrivateCluster, sizeMb: number): Promise<{ url: string; bytes: number }> {
-  const name = `ledger_${sizeMb}mb`;
-  const fresh = (await cluster.sql(`SELECT 1 FROM pg_database WHERE datname = '${name}'`)).length === 0;
-  const url = await cluster.createDatabase(name, 'bench', 'bench-password');
-  if (fresh) {
-    const rows = Math.round((sizeMb * MB) / BYTES_PER_ROW);
-    console.log(`Seeding ${name}: ${rows.toLocaleString()} ledger rows (takes a while once)…`);
-    await seedMoneyFlowAt(url, { users: 20_000, transactions: rows });
-  }
-  const [size] = await cluster.sql<{ n: string }>(`SELECT pg_database_size('${name}') AS n`);
-  return { url, bytes: Number(size!.n) };
-}
-
-const fmt = (n: number) => (n / MB).toFixed(1);
+import { BACKUP_WORKFLOW_TYPE, type BackupWorkflowResult } from '../workflows/definitions';
+import { runCommand, watchPhase } from './bench-probes';
+import {
+  benchJobs,
+  benchRepeat,
+  bytes,
+  commitOf,
+  compareSizes,
+  cores,
+  count,
+  mib,
+  percent,
+  printTable,
+  ratios,
+  saveResults,
+  seconds,
+  times,
+  type Results,
+  type Row,
+  type Values,
+} from './bench-report';
+import { benchDatabase, benchSizeMb } from './bench-seed';
+import { failureText, msUntil, passedThrough, root, startWorld, stepMs, timelineOf } from './bench-world';
 
 async function main() {
-  const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024);
+  const jobsList = benchJobs();
+  const repeat = benchRepeat();
   await ensureSystemTools((l) => console.log(l));
-  const cluster = await new PrivateCluster(path.join(root, '.lifeline', 'bench-postgres')).start();
-  const { url, bytes } = await seeded(cluster, sizeMb);
-  const work = mkdtempSync(path.join(tmpdir(), 'lifeline-bench-'));
-  const keyFile = path.join(work, 'master.key');
-  await createKeyFile(keyFile);
-  const safeUrl = new URL(url);
-  safeUrl.password = '';
-  const env = { ...process.env, PGPASSWORD: 'bench-password' };
-  console.log(`Database: ${fmt(bytes)} MiB on disk (pg_database_size). 2 cores. Each pipeline runs once, in this order.\n`);
+  const db = await benchDatabase(root);
+  const world = await startWorld([{ name: db.name, url: db.url, production: false }]);
+  const results: Results = {
+    kind: 'backup',
+    sizeMb: benchSizeMb(),
+    databaseBytes: db.bytes,
+    date: new Date().toISOString(),
+    commit: commitOf(),
+    cores: cores(),
+    settings: passedThrough(),
+    metrics: {},
+  };
+  const put = (key: string, jobs: number | 'all', value: number | undefined) => {
+    const byJobs = (results.metrics[key] ??= {});
+    if (value !== undefined && Number.isFinite(value)) (byJobs[String(jobs)] ??= []).push(value);
+    else byJobs[String(jobs)] ??= [];
+  };
+  const get = (key: string, jobs: number | 'all'): Values => results.metrics[key]?.[String(jobs)] ?? [];
+  const notes: string[] = [];
 
-  const floor = await measure('bash', ['-o', 'pipefail', '-c', `"${pgTool('pg_dump')}" -Fc -Z0 --dbname="${safeUrl}" | wc -c`], env);
-  const rawBytes = Number(floor.stdout.trim());
-  const runbookOut = path.join(work, 'runbook.sql.gz.enc');
-  const runbook = await measure(
-    'bash',
-    ['-o', 'pipefail', '-c', `"${pgTool('pg_dump')}" -Fc --dbname="${safeUrl}" | gzip -6 | openssl enc -aes-256-cbc -pbkdf2 -pass pass:bench -out ${runbookOut}`],
-    env,
-  );
-  const lifeline = await measure(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'bench-backup.ts')], {
-    ...process.env,
-    DATABASE_URL: url,
-    BACKUP_DIR: path.join(work, 'repo'),
-    BACKUP_ENCRYPTION_KEY: keyFile,
-    LIFELINE_CONFIG: '',
-  });
-  const { ms: pipelineMs, record } = JSON.parse(lifeline.stdout.trim().split('\n').at(-1)!);
-
-  const rows = [
-    ['(a) pg_dump -Fc -Z0 > /dev/null', floor.ms, rawBytes, floor.peakRss],
-    ['(b) pg_dump -Fc | gzip -6 | openssl aes-256-cbc', runbook.ms, statSync(runbookOut).size, runbook.peakRss],
-    ['(c) lifeline: -Z0 | zstd | aes-256-gcm | sha256', pipelineMs, record.sizes.storedBytes, lifeline.peakRss],
-  ] as const;
-  console.log('pipeline                                          wall s    MB/s   output MiB   peak RSS MiB');
-  for (const [name, ms, out, rss] of rows) {
+  try {
     console.log(
-      `${name.padEnd(50)}${(ms / 1000).toFixed(1).padStart(6)}  ${(rawBytes / MB / (ms / 1000)).toFixed(0).padStart(6)}  ${fmt(out).padStart(11)}  ${fmt(rss).padStart(13)}`,
+      `Ledger ${db.name}: ${(db.bytes / 2 ** 20).toFixed(0)} MiB (pg_database_size); largest table ${db.largest.table}, ` +
+        `${db.largest.rows.toLocaleString('en')} rows, ${(db.largest.bytes / 2 ** 20).toFixed(0)} MiB with its indexes ` +
+        `(${((db.largest.bytes / db.bytes) * 100).toFixed(0)} %). ${results.cores} cores; commit ${results.commit}; ` +
+        `${results.settings.length ? results.settings.join(' ') : 'default settings'}; each measurement runs ${repeat} time(s), ranges are min–max.\n`,
     );
+
+    const runbookFile = path.join(world.work, 'runbook.dump.gz.enc');
+    for (let r = 0; r < repeat; r++) {
+      put('floorMs', 'all', (await runCommand(pgTool('pg_dump'), ['-Fc', '-Z0', `--dbname=${db.url}`])).ms);
+      // Names reach bash as arguments ($0..$2), never inside the script text.
+      const runbook = await runCommand('bash', [
+        '-o', 'pipefail', '-c', '"$0" -Fc --dbname="$1" | gzip -6 | openssl enc -aes-256-cbc -pbkdf2 -pass pass:bench -out "$2"',
+        pgTool('pg_dump'), db.url, runbookFile,
+      ]);
+      put('runbookMs', 'all', runbook.ms);
+      put('runbookBytes', 'all', statSync(runbookFile).size);
+    }
+    console.log(`floor: pg_dump -Fc -Z0 > /dev/null                           ${seconds(get('floorMs', 'all'))}`);
+    console.log(`runbook: pg_dump -Fc | gzip -6 | openssl enc -aes-256-cbc    ${seconds(get('runbookMs', 'all'))}, ${mib(get('runbookBytes', 'all'))}\n`);
+
+    const formats = new Map<number, Set<string>>();
+    for (const jobs of jobsList) {
+      console.log(`Starting a worker with BACKUP_PARALLEL_JOBS=${jobs}…`);
+      const worker = await world.startWorker(jobs);
+      for (let r = 0; r < repeat; r++) {
+        const watch = await watchPhase(worker.pid, [world.repo, world.tmp]);
+        const handle = await world.client.workflow.start(BACKUP_WORKFLOW_TYPE, {
+          taskQueue: world.taskQueue,
+          workflowId: `bench-backup-${jobs}-${Date.now()}`,
+          args: [{ database: db.name }],
+        });
+        let result: BackupWorkflowResult | undefined;
+        try {
+          result = (await handle.result()) as BackupWorkflowResult;
+        } catch (err) {
+          notes.push(`jobs=${jobs}: the backup failed: ${failureText(err)}`);
+        }
+        const usage = await watch.stop();
+        if (!result) continue;
+        const timeline = await timelineOf(handle);
+        const manifest = JSON.parse(readFileSync(path.join(world.repo, db.name, `${result.backupId}.manifest.json`), 'utf8')) as {
+          format?: string;
+          parts?: unknown[];
+          sizes: { storedBytes: number; rawBytes: number };
+        };
+        const set = formats.get(jobs) ?? new Set<string>();
+        set.add(`${manifest.format ?? 'stream'}${manifest.parts ? `, ${manifest.parts.length} parts` : ''}`);
+        formats.set(jobs, set);
+        put('startToVerifiedMs', jobs, msUntil(timeline, 'catalogBackup'));
+        put('dumpMs', jobs, stepMs(timeline, 'dumpDatabase'));
+        put('verifyMs', jobs, stepMs(timeline, 'verifyBackup'));
+        put('storedBytes', jobs, manifest.sizes.storedBytes);
+        put('rawBytes', jobs, manifest.sizes.rawBytes);
+        put('workerPeakRss', jobs, usage.workerPeakRss);
+        put('workerRssBefore', jobs, usage.workerRssBefore);
+        put('treePeakRss', jobs, usage.treePeakRss);
+        put('diskPeakGrowth', jobs, usage.diskPeakGrowth);
+        put('diskExtra', jobs, Math.max(0, usage.diskPeakGrowth - manifest.sizes.storedBytes));
+        put('unencryptedPeak', jobs, usage.unencryptedPeak);
+        put('written', jobs, usage.written);
+        put('cpuBusy', jobs, usage.cpuBusy);
+        put('cpuIowait', jobs, usage.cpuIowait);
+        for (const f of usage.unencryptedFiles) notes.push(`jobs=${jobs}: unencrypted file seen: ${path.relative(world.work, f)}`);
+      }
+      await worker.stop();
+      for (const x of ratios(get('startToVerifiedMs', jobs), get('floorMs', 'all'))) put('startToVerifiedVsFloor', jobs, x);
+      for (const x of ratios(get('storedBytes', jobs), get('runbookBytes', 'all'))) put('storedVsRunbook', jobs, x);
+    }
+
+    const row = (label: string, key: string, show: (v: Values) => string, goal?: string): Row => [label, jobsList.map((j) => show(get(key, j))), goal];
+    console.log();
+    printTable('backup', jobsList, [
+      row('backup workflow, start → verified', 'startToVerifiedMs', seconds),
+      row('  against the floor', 'startToVerifiedVsFloor', times, '≤ 1.3×'),
+      row('  dumpDatabase step', 'dumpMs', seconds),
+      row('  verifyBackup step', 'verifyMs', seconds),
+      ['format', jobsList.map((j) => [...(formats.get(j) ?? [])].join(' / ') || '—')],
+      row('dumped (raw) size', 'rawBytes', mib),
+      row('stored size', 'storedBytes', mib),
+      row("  against the runbook's", 'storedVsRunbook', times, '≤ 1.0×'),
+      row('worker peak RSS (VmHWM)', 'workerPeakRss', mib, '≤ 250 MiB'),
+      row('  worker RSS when the backup started', 'workerRssBefore', mib),
+      row('  worker and its children, peak (sampled)', 'treePeakRss', mib),
+      row('repository + TMPDIR, peak growth', 'diskPeakGrowth', mib),
+      row('  beyond the stored size (extra disk)', 'diskExtra', bytes, 'reported; none beyond the parts'),
+      row('unencrypted bytes on disk, peak', 'unencryptedPeak', bytes, '0'),
+      row("worker's disk writes (write_bytes)", 'written', mib),
+      row('CPU busy (all cores)', 'cpuBusy', percent),
+      row('CPU waiting for I/O', 'cpuIowait', percent),
+      ['runs', jobsList.map((j) => count([get('startToVerifiedMs', j).length]))],
+    ]);
+    for (const n of notes) console.log(`note: ${n}`);
+    console.log(`\nResults: ${path.relative(process.cwd(), saveResults(results))}`);
+    compareSizes(results, [
+      { key: 'workerPeakRss', label: 'worker peak RSS', goal: '≤ 250 MiB at each size, within 10 % of each other' },
+      { key: 'startToVerifiedVsFloor', label: 'start → verified against the floor', goal: '≤ 1.3× at each size' },
+    ]);
+  } finally {
+    await world.close();
+    await db.cluster.stop();
   }
-  console.log(`\nraw dump ${fmt(rawBytes)} MiB; (c) process total incl. Node start ${(lifeline.ms / 1000).toFixed(1)} s; zstd level ${record.compression.level}`);
-  console.log(`(c)/(a) time ${(pipelineMs / floor.ms).toFixed(2)}x (target <= 1.3x)   (c)/(b) time ${(pipelineMs / runbook.ms).toFixed(2)}x   (c)/(b) size ${(record.sizes.storedBytes / statSync(runbookOut).size).toFixed(2)}x (target <= 1.0x)`);
-  rmSync(work, { recursive: true, force: true });
-  await cluster.stop();
 }
 
 main().catch((err) => {
