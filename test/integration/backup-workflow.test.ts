@@ -3,14 +3,11 @@ import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { openBackup } from '../../src/backup/read-backup';
+import { dataKeyFor } from '../../src/backup/read-backup';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { keyringFor } from '../../src/crypto/keys';
-import { spawnChild } from '../../src/pipeline/child-process';
-import { pgTool } from '../../src/postgres/binaries';
 import { connectTemporal } from '../../src/temporal/client';
 import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../src/temporal/schedules';
 import { createWorker } from '../../src/temporal/worker';
@@ -26,6 +23,7 @@ import {
 import { AuditLog, auditLogFile } from '../../src/audit/audit-log';
 import { contentOf, schemaOf } from '../harness/compare';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { restorePartsWithPlainTools } from '../harness/plain-restore';
 import { assertNotStoredByTemporal } from '../harness/secrets';
 import { testServers, type TestServers } from '../harness/servers';
 
@@ -95,14 +93,12 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
     assert.ok(manifest.tables.some((t) => t.kind === 'partitioned' && t.name === 'transactions'));
     assert.equal(manifest.largeObjects, 1);
 
-    // Decrypt + decompress the stored file straight into pg_restore, into a brand-new database.
+    // Decrypt + decompress the stored objects straight into PostgreSQL's own tools, into a brand-new database.
     await servers.cluster.sql('DROP DATABASE IF EXISTS it_restored');
     await servers.cluster.sql('CREATE DATABASE it_restored');
-    const chain = await openBackup(localStorageFor(db), manifest, keyringFor(setup.config));
-    const restore = spawnChild(pgTool('pg_restore'), ['--no-owner', '--exit-on-error', `--dbname=${servers.cluster.adminUrl('it_restored')}`]);
-    await pipeline(...chain.stages, restore.child.stdin);
-    await restore.exited;
-    assert.equal(chain.raw.sha256(), manifest.rawSha256);
+    assert.equal(manifest.format, 'parts-v1', 'new backups are in the parts format');
+    const storage = localStorageFor(db);
+    await restorePartsWithPlainTools(storage, manifest, await dataKeyFor(storage, manifest, keyringFor(setup.config)), servers.cluster.adminUrl('it_restored'));
 
     assert.equal(await schemaOf(servers.cluster.adminUrl('it_restored')), await schemaOf(servers.cluster.adminUrl('it_source')));
     assert.deepEqual(await contentOf(servers.cluster.adminUrl('it_restored')), sourceContent);
