@@ -99,6 +99,8 @@ export interface RestoreWorkflowInput {
   reason?: string;
   /** How long to wait for a decision, e.g. '4h', '30m' (default 4h). */
   approvalTimeout?: string;
+  /** Full and schema-only restores: first create the roles the backup uses that the target server lacks (src/restore/globals.ts). */
+  withGlobals?: boolean;
 }
 
 export interface Decision {
@@ -154,6 +156,13 @@ export interface RestorePlan {
   backupVerified: boolean;
   /** Every decision received so far, counted or not (added by the `plan` query). */
   decisions?: DecisionRecord[];
+  /** Full and schema-only restores of a backup that records its globals: what the target server lacks of them. */
+  globals?: {
+    missingRoles: string[];
+    missingTablespaces: string[];
+    /** --with-globals: the missing roles are created before the restore. */
+    createRoles: boolean;
+  };
 }
 
 export interface RestoreWorkflowResult {

@@ -3,13 +3,21 @@ import { Catalog } from '../catalog/catalog';
 import { verifyBackup } from '../backup/verify';
 import { qualifiedName, type Manifest } from '../catalog/manifest';
 import { findDatabase, type LifelineConfig } from '../config/config';
-import { keyringFor } from '../crypto/keys';
+import { keyringFor, type Keyring } from '../crypto/keys';
 import { LifelineError } from '../errors';
 import { databaseExists, databaseOf, databaseSize, withServer } from '../postgres/admin';
-import { resolveConnection } from '../postgres/connection';
+import { resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import type { RestorePlan, RestoreWorkflowInput } from '../../workflows/definitions';
 import { tableDataOf } from '../postgres/pg-restore-list';
-import { backupTables } from './backup-tables';
+import { backupTables, leafTables } from './backup-tables';
+import { dataKeyFor } from '../backup/read-backup';
+import { isParts } from '../parts/parts-of';
+import type { BackupStorage } from '../storage/storage';
+import { globalsPartOf, missingGlobals, readGlobals } from './globals';
+import { readBackParts } from './read-back-parts';
+import { partsToLoad } from './table-parts';
+import { planName, resolveTableRequests } from './table-names';
+import { requireRestoreTool } from './tool-version';
 import { selectBackup } from './select-backup';
 import { identityRefusal } from './server-identity';
 import { isUrl, resolveTarget } from './target';
@@ -17,29 +25,19 @@ import { isUrl, resolveTarget } from './target';
 /** Rough pg_restore speed for the estimate shown to approvers (single job, 2 cores). */
 const RESTORE_BYTES_PER_SECOND = 40 * 1024 * 1024;
 
-/** Maps requested names (`table` or `schema.table`) to the backup's tables; unknown ones fail here. */
+/**
+ * Maps requested values (as the plan prints them, pg_dump's spelling, or a bare table name) to the
+ * backup's tables and partitioned parents, as the plan's names; unknown and ambiguous ones fail here.
+ */
 export function resolveTables(manifest: Manifest, requested: string[]): string[] {
-  const holds = manifest.tables.filter((t) => t.kind === 'table');
-  const problems: string[] = [];
-  const resolved = requested.map((name) => {
-    // The whole schema.table first, then the bare table name: either may hold dots.
-    const exact = holds.filter((t) => qualifiedName(t) === name);
-    const matches = exact.length ? exact : holds.filter((t) => t.name === name);
-    if (matches.length === 1) return qualifiedName(matches[0]!);
-    const parent = manifest.tables.find((t) => t.kind === 'partitioned' && (qualifiedName(t) === name || t.name === name));
-    problems.push(
-      matches.length > 1
-        ? `"${name}" is ambiguous (${matches.map(qualifiedName).join(', ')}): use schema.table`
-        : parent
-          ? `"${name}" is a partitioned table: name its partitions`
-          : `"${name}" is not in backup ${manifest.id}`,
-    );
-    return '';
-  });
-  if (problems.length) {
-    throw new LifelineError('UnknownTable', `${problems.join('; ')}. The backup holds: ${holds.map(qualifiedName).join(', ')}`);
-  }
-  return [...new Set(resolved)];
+  return resolveTableRequests(manifest, requested).map((t) => planName(t, manifest.tables));
+}
+
+/** "public.payment (partitioned: 66 partitions)": what a named partitioned parent stands for. */
+function describeTables(manifest: Manifest, names: string[]): string {
+  return backupTables(manifest, names)
+    .map((t) => (t.kind === 'partitioned' ? `${planName(t, manifest.tables)} (partitioned: ${leafTables(manifest, [t]).length} partitions)` : planName(t, manifest.tables)))
+    .join(', ');
 }
 
 export interface PreparedRestore {
@@ -65,14 +63,36 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
   if (mode === 'full' && manifest.type !== 'full' && manifest.type !== 'pre-restore') {
     throw new LifelineError('InvalidInput', `backup ${manifest.id} is ${manifest.type}; a full restore needs a full backup`);
   }
-  const { toc } = await verifyBackup(storage, manifest, keys, { onProgress });
+  if (input.withGlobals && mode !== 'full' && mode !== 'schema-only') {
+    throw new LifelineError('InvalidInput', `--with-globals goes with a full or schema-only restore; a ${mode} restore replaces rows of existing tables and needs no roles`);
+  }
+  const globalsPart = globalsPartOf(manifest);
+  if (input.withGlobals && !globalsPart) {
+    throw new LifelineError('InvalidInput', `backup ${manifest.id} holds no globals (roles and tablespaces): it was taken before backups recorded them, or in the stream format`, {
+      hint: 'restore without --with-globals (create the roles the restore needs by hand), or use a newer backup',
+    });
+  }
 
+  // Names first: a misspelt table is refused before anything is read.
   const tables =
     mode === 'tables'
       ? resolveTables(manifest, input.tables ?? [])
-      : manifest.tables.filter((t) => t.kind === 'table').map(qualifiedName);
-  const missing = needsData ? backupTables(manifest, tables).filter((t) => !tableDataOf(toc, t, manifest.tables)).map(qualifiedName) : [];
-  if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
+      : manifest.tables.filter((t) => t.kind === 'table').map((t) => planName(t, manifest.tables));
+  const leaves = needsData ? leafTables(manifest, backupTables(manifest, tables)) : [];
+  // A parts backup's rows restore over one session of our own: only those tables' parts are read, now and then.
+  const partsOnly = isParts(manifest) && needsData;
+  if (!partsOnly) await requireRestoreTool(manifest);
+  let restoredRawBytes = manifest.sizes.rawBytes;
+  if (partsOnly) {
+    const parts = partsToLoad(manifest, leaves).flatMap((t) => t.parts);
+    restoredRawBytes = parts.reduce((n, p) => n + p.rawBytes, 0);
+    const dataKey = await dataKeyFor(storage, manifest, keys);
+    await readBackParts(storage, manifest, dataKey, parts, { jobs: config.parallelJobs, onProgress }).finally(() => dataKey.fill(0));
+  } else {
+    const { toc } = await verifyBackup(storage, manifest, keys, { onProgress });
+    const missing = needsData ? leaves.filter((t) => !tableDataOf(toc, t, manifest.tables)).map(qualifiedName) : [];
+    if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
+  }
 
   const target = await resolveTarget(config, input.target ?? source.name);
   const conn = resolveConnection(target);
@@ -89,12 +109,15 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
       hint: 'restore in full mode to create it',
     });
   }
+  const globals = globalsPart && !needsData ? await globalsOnTarget(storage, manifest, keys, conn, input.withGlobals === true) : undefined;
   const what =
     mode === 'full'
       ? `replace the whole database ${conn.label}`
       : mode === 'schema-only'
         ? `replace ${conn.label} with the schema alone (no rows)`
-        : `replace the rows of ${tables.length} table(s) in ${conn.label}: ${tables.join(', ')}`;
+        : mode === 'tables'
+          ? `replace the rows of ${tables.length} table(s) in ${conn.label}: ${describeTables(manifest, tables)}`
+          : `replace the rows of ${tables.length} table(s) in ${conn.label}: ${tables.join(', ')}`;
   const plan: RestorePlan = {
     backupId: manifest.id,
     backupType: manifest.type,
@@ -114,10 +137,33 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
       fourEyes: target.fourEyes,
       forceRefusal,
     },
-    summary: `${what} with backup ${manifest.id} (taken ${manifest.startedAt})${exists ? ', after a pre-restore snapshot of it' : ''}.`,
+    summary: `${what} with backup ${manifest.id} (taken ${manifest.startedAt})${exists ? ', after a pre-restore snapshot of it' : ''}.${globals?.note ? ` ${globals.note}` : ''}`,
     snapshotFirst: exists,
-    estimatedSeconds: Math.ceil(15 + manifest.sizes.rawBytes / RESTORE_BYTES_PER_SECOND),
+    estimatedSeconds: Math.ceil(15 + restoredRawBytes / RESTORE_BYTES_PER_SECOND),
     backupVerified: true,
+    ...(globals && { globals: globals.plan }),
   };
   return { plan, manifest };
+}
+
+/**
+ * What the target server lacks of the roles and tablespaces the backup uses, for the approver: with
+ * --with-globals the roles will be created; without, a restore that grants to them fails.
+ */
+async function globalsOnTarget(storage: BackupStorage, manifest: Manifest, keys: Keyring, conn: ResolvedConnection, create: boolean): Promise<{ plan: NonNullable<RestorePlan['globals']>; note?: string }> {
+  const dataKey = await dataKeyFor(storage, manifest, keys);
+  const globals = await readGlobals(storage, manifest, dataKey).finally(() => dataKey.fill(0));
+  const missing = globals ? await missingGlobals(conn, globals) : { roles: [], tablespaces: [] };
+  const notes: string[] = [];
+  if (missing.roles.length) {
+    notes.push(
+      create
+        ? `Roles the backup uses that the target server lacks will be created first (no password, no SUPERUSER, REPLICATION or BYPASSRLS): ${missing.roles.join(', ')}.`
+        : `Roles the backup uses do not exist on the target server: ${missing.roles.join(', ')}; the restore fails where the schema grants to them (add --with-globals to create them first).`,
+    );
+  }
+  if (missing.tablespaces.length) {
+    notes.push(`Tablespaces the backup uses do not exist on the target server: ${missing.tablespaces.join(', ')}; the restore fails on any object stored in them (create them first: CREATE TABLESPACE … LOCATION …).`);
+  }
+  return { plan: { missingRoles: missing.roles, missingTablespaces: missing.tablespaces, createRoles: create }, note: notes.join(' ') || undefined };
 }

@@ -20,19 +20,26 @@ import { describePlan, describeRestoreResult } from '../restore-output';
 import { urlHoldsPassword } from '../../security/redact';
 import { parsePgUrl } from '../../postgres/pg-url';
 import { isUrl } from '../../restore/target';
+import { splitTableList } from '../../restore/table-names';
 
 export const restoreCommand: Command = {
   name: 'restore',
   summary: 'ask for a restore: shows the plan, then waits for approval (lifeline approve) unless forced',
   usage:
-    'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--offsite | --from DESTINATION] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
+    'lifeline restore (--latest | --backup ID | --at TIME) [--db NAME] [--target NAME|URL] [--tables a,b] [--schema-only | --data-only] [--with-globals] [--offsite | --from DESTINATION] [--force] [--reason TEXT] [--approval-timeout 4h] [--wait] [--json]',
   details: `  --latest / --backup ID / --at TIME   which backup: newest full, a given id, newest full at or before TIME (ISO)
   --db NAME           database whose backups to use (default: the only configured one)
   --target NAME|URL   where to restore (default: the same database); a URL must not hold a password, and
                       names host, port and database in itself (?host=, ?port=, ?dbname=, ?service= are refused)
-  --tables a,b        replace only these tables' rows (schema.table or table)
+  --tables a,b        replace only these tables' rows, in one transaction: schema.table as the plan prints
+                      it, a bare table name, or pg_dump's spelling ('"Sales Q1"."Order items"': double
+                      quotes keep case, spaces, dots and commas; unquoted names fold to lower case);
+                      a partitioned table brings all its partitions; a name two tables fit is refused
   --schema-only       replace the database with the backup's schema, no rows
   --data-only         replace every table's rows, keep the schema
+  --with-globals      full or schema-only: first create the roles the backup uses that the target
+                      server lacks (no password; never SUPERUSER, REPLICATION or BYPASSRLS); existing
+                      roles are not altered. For a restore onto another server
   --force             skip approval where the target allows it: a database with allowForceRestore: true
                       (off by default), or a URL naming no configured database when
                       BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS=true; a URL naming a configured database
@@ -48,6 +55,7 @@ export const restoreCommand: Command = {
     tables: { type: 'string' },
     'schema-only': { type: 'boolean' },
     'data-only': { type: 'boolean' },
+    'with-globals': { type: 'boolean' },
     offsite: { type: 'boolean' },
     from: { type: 'string' },
     force: { type: 'boolean' },
@@ -69,6 +77,9 @@ export const restoreCommand: Command = {
     if (chosen !== 1) throw new UsageError('choose the backup with exactly one of --latest, --backup ID, --at TIME');
     const modes = [values.tables, values['schema-only'], values['data-only']].filter((v) => v !== undefined && v !== false).length;
     if (modes > 1) throw new UsageError('--tables, --schema-only and --data-only exclude each other');
+    if (values['with-globals'] && (values.tables || values['data-only'])) {
+      throw new UsageError('--with-globals goes with a full or schema-only restore: --tables and --data-only replace rows of existing tables');
+    }
     if (values.at !== undefined && Number.isNaN(Date.parse(values.at as string))) throw new UsageError(`--at ${values.at}: not an ISO time like 2026-11-26T03:00:00Z`);
     if (values.offsite && values.from) throw new UsageError('--offsite is short for --from offsite: give one of them');
     const cfg = config();
@@ -82,11 +93,12 @@ export const restoreCommand: Command = {
       target: values.target as string | undefined,
       storage: values.offsite ? 'offsite' : ((values.from as string | undefined) ?? 'local'),
       mode,
-      tables: values.tables ? (values.tables as string).split(',').map((t) => t.trim()).filter(Boolean) : undefined,
+      tables: values.tables ? splitTableList(values.tables as string) : undefined,
       force: Boolean(values.force),
       requestedBy: userInfo().username,
       reason: values.reason as string | undefined,
       approvalTimeout: values['approval-timeout'] as string | undefined,
+      ...(values['with-globals'] && { withGlobals: true }),
     };
     const { handle, workflowId, link } = await startWorkflow(await createClient(cfg), cfg, RESTORE_WORKFLOW_TYPE, `lifeline-restore-${db.name}-${timestamp(new Date())}`, input, db.name);
     // The plan exists once the backup has been read back; a failed plan ends the workflow.
