@@ -61,6 +61,11 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
     // The snapshot session waits while the others work: no server timeout may end it (and the snapshot) meanwhile.
     await client.query("SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true)");
     const server = await serverFacts(client);
+    if (server.versionNum < 100000) {
+      throw new LifelineError('UnsupportedServer', `${conn.label} runs PostgreSQL ${server.versionNum}: the parts format needs PostgreSQL 10 or newer`, {
+        hint: 'set BACKUP_FORMAT=stream (one pg_dump archive) for this server',
+      });
+    }
     const level = chooseLevel(config.compression.algorithm, server.databaseBytes, config.compression.level);
     const withData = request.type !== 'schema-only';
     const tables = await listTableDetails(client);
