@@ -11,6 +11,7 @@ import { verifyBackup } from '../../src/backup/verify';
 import type { DumpRecord } from '../../src/catalog/manifest';
 import { backupId, manifestKey } from '../../src/catalog/naming';
 import { keyringFor } from '../../src/crypto/keys';
+import { storedObjects } from '../../src/parts/parts-of';
 import { seededDatabase, testConfig } from './fixtures';
 import type { TestServers } from './servers';
 
@@ -27,11 +28,12 @@ export interface RecoveredCopy {
 
 /**
  * A verified, catalogued backup of a new seeded database, copied with its manifest into an empty
- * folder, as if fetched from offsite onto a new machine.
+ * folder, as if fetched from offsite onto a new machine: every object of it (the data file, and the
+ * parts of a backup in the parts format), in the format asked (default: the configured default).
  */
-export async function recoveredCopy(servers: TestServers, database: string): Promise<RecoveredCopy> {
+export async function recoveredCopy(servers: TestServers, database: string, options: { format?: 'parts' | 'stream' } = {}): Promise<RecoveredCopy> {
   const source = await seededDatabase(servers, database);
-  const setup = await testConfig(servers, database, [{ name: database, url: source.url }]);
+  const setup = await testConfig(servers, database, [{ name: database, url: source.url }], { env: options.format ? { BACKUP_FORMAT: options.format } : {} });
   const db = setup.config.databases[0]!;
   const keys = keyringFor(setup.config);
   const record = await dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
@@ -39,7 +41,7 @@ export async function recoveredCopy(servers: TestServers, database: string): Pro
   await catalogBackup(db, record, verification, 'test', keys);
   const folder = mkdtempSync(path.join(tmpdir(), 'lifeline-recovered-'));
   const file = path.join(folder, path.basename(record.object.key));
-  copyFileSync(localStorageFor(db).describe(record.object.key), file);
+  for (const object of storedObjects(record)) copyFileSync(localStorageFor(db).describe(object.key), path.join(folder, path.basename(object.key)));
   copyFileSync(localStorageFor(db).describe(manifestKey(db.name, record.id)), path.join(folder, `${record.id}.manifest.json`));
   return { folder, file, keyFile: setup.env.BACKUP_ENCRYPTION_KEY!, record };
 }

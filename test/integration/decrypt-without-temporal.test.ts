@@ -17,20 +17,27 @@ describe('recovery without Temporal: lifeline decrypt + pg_restore', () => {
   let flat: string;
   let file: string;
   let keyFile: string;
+  let stream: Awaited<ReturnType<typeof recoveredCopy>>;
 
   before(async () => {
     servers = await testServers();
     ({ folder: flat, file, keyFile } = await recoveredCopy(servers, 'dx_source'));
+    stream = await recoveredCopy(servers, 'dx_stream', { format: 'stream' });
   });
 
-  it('gives back a pg_dump archive that restores the database exactly', async () => {
-    const out = path.join(flat, 'recovered.dump');
-    const { stderr } = await decrypt([file, '-o', out], keyFile);
-    assert.match(String(stderr), /SHA-256 matches the manifest/);
-    await servers.cluster.sql('DROP DATABASE IF EXISTS dx_recovered');
-    await servers.cluster.sql('CREATE DATABASE dx_recovered');
-    await run(pgTool('pg_restore'), ['--no-owner', '--exit-on-error', `--dbname=${servers.cluster.adminUrl('dx_recovered')}`, out]);
-    assert.deepEqual(await contentOf(servers.cluster.adminUrl('dx_recovered')), await contentOf(servers.cluster.adminUrl('dx_source')));
+  it('gives back a pg_dump archive that restores the database exactly, from a backup in parts or in one stream', async () => {
+    for (const [copy, database, said] of [
+      [{ file, folder: flat, keyFile }, 'dx_source', /every part's SHA-256 matches the manifest/],
+      [stream, 'dx_stream', /SHA-256 matches the manifest/],
+    ] as const) {
+      const out = path.join(copy.folder, 'recovered.dump');
+      const { stderr } = await decrypt([copy.file, '-o', out], copy.keyFile);
+      assert.match(String(stderr), said);
+      await servers.cluster.sql('DROP DATABASE IF EXISTS dx_recovered');
+      await servers.cluster.sql('CREATE DATABASE dx_recovered');
+      await run(pgTool('pg_restore'), ['--no-owner', '--exit-on-error', `--dbname=${servers.cluster.adminUrl('dx_recovered')}`, out]);
+      assert.deepEqual(await contentOf(servers.cluster.adminUrl('dx_recovered')), await contentOf(servers.cluster.adminUrl(database)));
+    }
   });
 
   it('refuses another key with a clear message and leaves no output behind', async () => {

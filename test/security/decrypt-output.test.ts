@@ -14,7 +14,8 @@ describe('lifeline decrypt -o writes a new file only when the whole backup is au
   let rawSha256: string;
 
   before(async () => {
-    const copy = await recoveredCopy(await testServers(), 'dy_source');
+    // One stream: its archive is the plain pg_dump output itself, SHA-256 and all (parts: decrypt-parts.test.ts).
+    const copy = await recoveredCopy(await testServers(), 'dy_source', { format: 'stream' });
     ({ keyFile, folder } = copy);
     rawSha256 = copy.record.rawSha256;
     // A second copy with its last byte flipped, its manifest beside it: the last chunk fails

@@ -1,13 +1,17 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { checkWhole, openBackup } from '../../backup/read-backup';
+import { checkWhole, dataKeyFor, openBackup } from '../../backup/read-backup';
 import { destinationStorage } from '../../backup/repository';
-import { parseManifest } from '../../catalog/manifest';
+import { parseManifest, type Manifest } from '../../catalog/manifest';
 import { idOfDataKey, MANIFEST_SUFFIX, siblingKey } from '../../catalog/naming';
 import type { LifelineConfig } from '../../config/config';
 import { loadConfig } from '../../config/load';
 import { keyringFor } from '../../crypto/keys';
 import { UsageError } from '../../errors';
+import { writeArchiveFromParts } from '../../parts/archive-from-parts';
+import { GLOBALS_PART } from '../../parts/part-names';
+import { isParts } from '../../parts/parts-of';
+import { writePartFiles } from '../../parts/part-files';
 import { runPipeline } from '../../pipeline/run';
 import { LocalStorage } from '../../storage/local';
 import type { BackupStorage } from '../../storage/storage';
@@ -36,6 +40,47 @@ function locate(config: LifelineConfig, source: string): { storage: BackupStorag
   return { storage: destinationStorage({ ...base, name: 'url', kind: 's3', bucket, prefix: '' }), key };
 }
 
+/** Standard output has taken every byte written to it (the process exits right after). */
+function stdoutFlushed(): Promise<void> {
+  return new Promise((resolve) => process.stdout.write('', () => resolve()));
+}
+
+/**
+ * A parts-format backup (its manifest must be authentic: the parts' SHA-256s are in it) as one
+ * pg_dump custom archive, or with --parts as one plain file per part.
+ */
+async function decryptParts(storage: BackupStorage, manifest: Manifest, config: LifelineConfig, target: { output?: string; partsDir?: string }): Promise<void> {
+  const dataKey = await dataKeyFor(storage, manifest, keyringFor(config));
+  try {
+    if (target.partsDir) {
+      const files = await writePartFiles(storage, manifest, dataKey, target.partsDir);
+      process.stderr.write(`${manifest.id}: ${files.length} parts written to ${target.partsDir}, each one's SHA-256 matches the manifest (index.json says what each file is).\n`);
+      return;
+    }
+    // A hidden 0600 temporary file beside the output, published under its name only when complete.
+    const writer = target.output ? await new LocalStorage('output', path.dirname(target.output)).createWriter(path.basename(target.output)) : undefined;
+    let written;
+    try {
+      written = await writeArchiveFromParts(storage, manifest, dataKey, writer?.stream ?? process.stdout);
+      if (writer) {
+        writer.stream.end();
+        await writer.publish();
+      } else await stdoutFlushed();
+    } catch (err) {
+      await writer?.abort();
+      throw err;
+    }
+    process.stderr.write(
+      `${manifest.id}: ${written.bytes} bytes of pg_dump archive (SHA-256 ${written.sha256}): the archive part and ${written.tableParts} part(s) of ${written.tables} table(s), every part's SHA-256 matches the manifest.\n`,
+    );
+    if (manifest.parts?.some((p) => p.name === GLOBALS_PART)) {
+      process.stderr.write(`The roles and tablespaces the database uses are not in a pg_dump archive: \`lifeline decrypt … --parts DIR\` writes them as globals.json.\n`);
+    }
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
 /**
  * Recovery without Temporal, a database or the catalog: a backup file (local or in S3), its
  * manifest beside it and the key are enough to get the plain pg_dump archive back.
@@ -43,12 +88,20 @@ function locate(config: LifelineConfig, source: string): { storage: BackupStorag
 export const decryptCommand: Command = {
   name: 'decrypt',
   summary: 'turn a backup (file or s3:// URL) back into a plain pg_dump archive, with only the backup, its manifest and the key',
-  usage: 'lifeline decrypt FILE|s3://BUCKET/KEY [-o OUT] [--key KEYFILE]',
-  details: `  FILE           the .dump.<zst|gz>.enc file; its .manifest.json must be beside it
+  usage: 'lifeline decrypt FILE|s3://BUCKET/KEY [-o OUT | --parts DIR] [--key KEYFILE]',
+  details: `  FILE           the .dump.<zst|gz>.enc file; its .manifest.json must be beside it, and for a backup in
+                 the parts format its .part.*.enc files too
   s3://…         the same in S3 (endpoint and credentials: the destination configured for the bucket,
                  else BACKUP_S3_ENDPOINT/BACKUP_S3_REGION/BACKUP_S3_ACCESS_KEY_ID/… or the AWS environment)
   -o, --output   a new file to write the archive to (mode 0600); it appears only once the whole backup
                  is decrypted and authenticated, and an existing file is never overwritten
+                 A parts-format backup becomes one standard pg_dump custom archive: the archive part with
+                 a TABLE DATA entry added for each table stored as parts, its rows decrypted part after
+                 part into it (plain pg_restore restores it; pg_dump 14 to 17 archives)
+  --parts DIR    parts format only: a new folder (0700) with each part decrypted as its own file:
+                 archive.dump (pg_restore reads it: everything but the rows of the tables stored as
+                 parts), t<oid>-<n>.copy (COPY text of one table; index.json gives its COPY statement),
+                 globals.json (the roles and tablespaces the database uses); it appears only when complete
   --key KEYFILE  the local master key file (default: BACKUP_ENCRYPTION_KEY); KMS-wrapped backups use
                  KMS (BACKUP_KMS_REGION/BACKUP_KMS_ENDPOINT and the AWS credentials)
   Without -o the archive streams to standard output as it is authenticated, chunk by chunk: a damaged
@@ -57,7 +110,7 @@ export const decryptCommand: Command = {
   stream breaks off), or decrypt to a file first:
     lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc | pg_restore --single-transaction --exit-on-error -d postgresql://…/moneyflow
     lifeline decrypt moneyflow_backup_20261126_030000.dump.zst.enc -o moneyflow.dump && pg_restore -d postgresql://…/moneyflow moneyflow.dump`,
-  options: { output: { type: 'string', short: 'o' }, key: { type: 'string' } },
+  options: { output: { type: 'string', short: 'o' }, parts: { type: 'string' }, key: { type: 'string' } },
   allowPositionals: true,
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError('give one backup file or s3:// URL');
@@ -70,12 +123,21 @@ export const decryptCommand: Command = {
     const body = await storage.get(manifestKey);
     if (!body) throw new UsageError(`no manifest beside the backup: ${storage.describe(manifestKey)} (it holds the wrapped key)`);
     const manifest = parseManifest(body.toString('utf8'), storage.describe(manifestKey));
-    if (values.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write a binary archive to a terminal: use -o FILE or a pipe');
+    const partsDir = values.parts === undefined ? undefined : path.resolve(values.parts as string);
+    if (partsDir && values.output !== undefined) throw new UsageError('give -o FILE (one archive) or --parts DIR (one file per part), not both');
+    if (partsDir && !isParts(manifest)) throw new UsageError(`backup ${manifest.id} is one stream, not made of parts: use -o FILE`);
+    if (values.output === undefined && !partsDir && process.stdout.isTTY) throw new UsageError('refusing to write a binary archive to a terminal: use -o FILE or a pipe');
     if (values.key) config.encryption.keyFile = path.resolve(values.key as string);
 
     const output = values.output === undefined ? undefined : path.resolve(values.output as string);
     // Refused before anything is decrypted; publishing checks again (link() never replaces a file).
-    if (output && existsSync(output)) throw new UsageError(`${output} already exists; refusing to overwrite it`, 'name a new file with -o, or move the existing one away first');
+    for (const target of [output, partsDir]) {
+      if (target && existsSync(target)) throw new UsageError(`${target} already exists; refusing to overwrite it`, `name a new ${target === output ? 'file with -o' : 'folder with --parts'}, or move the existing one away first`);
+    }
+    if (isParts(manifest)) {
+      await decryptParts(storage, { ...manifest, object: { storage: storage.name, key } }, config, { output, partsDir });
+      return 0;
+    }
 
     // A manifest from before manifests carried a MAC opens here only, by hand and with a warning: its
     // times and counts are not trusted, though every chunk of the data is still authenticated.
