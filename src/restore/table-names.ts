@@ -103,7 +103,7 @@ export function matchTableRequest(manifest: Pick<Manifest, 'id' | 'database' | '
   if (matches.length > 1) {
     return { value, problem: `${JSON.stringify(value)} is ambiguous: it can name ${matches.map(pgDumpSpelling).join(' or ')} (write one of these, in pg_dump's spelling)` };
   }
-  return { value, problem: `${JSON.stringify(value)} is not a table of backup ${manifest.id}${problem ? ` (read as pg_dump's spelling, ${problem})` : ''}` };
+  return { value, problem: `${JSON.stringify(value)} is not in backup ${manifest.id}${problem ? ` (read as pg_dump's spelling, ${problem})` : ''}` };
 }
 
 /**
@@ -114,7 +114,7 @@ export function resolveTableRequests(manifest: Pick<Manifest, 'id' | 'database' 
   const results = requested.map((v) => matchTableRequest(manifest, v));
   const problems = results.flatMap((r) => ('problem' in r ? [r.problem] : []));
   if (problems.length) {
-    throw new LifelineError('UnknownTable', `${problems.join('; ')}. The backup holds: ${manifest.tables.map((t) => qualifiedName(t)).join(', ')}`, {
+    throw new LifelineError('UnknownTable', `${problems.join('; ')}. The backup holds: ${manifest.tables.map((t) => planName(t, manifest.tables)).join(', ')}`, {
       hint: 'name a table as the plan prints it (schema.table), as pg_dump does ("Sales Q1"."Order items": double quotes keep case, spaces and dots; unquoted names fold to lower case), or by its bare name if only one schema has it',
     });
   }

@@ -75,12 +75,12 @@ describe('--tables values: pg_dump spelling, plan names and bare names', () => {
   });
 
   it('says which value is wrong and what is allowed', () => {
-    assert.match(problem('nope'), /"nope" is not a table of backup shop-/);
-    assert.match(problem('"open'), /"\\"open" is not a table .*double quote is not closed/);
+    assert.match(problem('nope'), /"nope" is not in backup shop-/);
+    assert.match(problem('"open'), /"\\"open" is not in backup .*double quote is not closed/);
     assert.match(problem('pay*'), /wildcard \*/);
     assert.match(problem('other.public.users'), /names database "other", but the backup is of "shop"/);
     assert.throws(() => resolveTableRequests(manifest, ['nope', 'users', 'public.users']), (err: Error & { hint?: string }) => {
-      assert.match(err.message, /"nope" is not a table.*; "users" is ambiguous/);
+      assert.match(err.message, /"nope" is not in backup.*; "users" is ambiguous/);
       assert.match(err.hint!, /pg_dump/);
       return true;
     });
