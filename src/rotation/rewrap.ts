@@ -4,6 +4,9 @@ import type { LifelineConfig } from '../config/config';
 import { findDatabase } from '../config/config';
 import { decodeHeader, HEADER_BYTES } from '../crypto/format';
 import { keyringFor } from '../crypto/keys';
+import { partKey } from '../crypto/part-key';
+import { ARCHIVE_PART } from '../parts/part-names';
+import { isParts } from '../parts/parts-of';
 import { IntegrityError, LifelineError } from '../errors';
 import { allStorages, storageNamed } from '../backup/repository';
 import type { BackupStorage } from '../storage/storage';
@@ -71,7 +74,15 @@ export async function rewrapBackup(
     check = await keyring.unwrap(rewrapped, context);
     if (!check.equals(plaintext)) throw new IntegrityError(`re-wrapped key of ${backupId} does not open to the same data key`);
     const header = await readHeader(storage, manifest.object.key);
-    if (header) decodeHeader(plaintext, header); // throws WrongKeyError unless this data key encrypted this backup
+    if (header) {
+      // Parts format: the data object is the archive part, encrypted under its own key derived from the data key.
+      const objectKey = isParts(manifest) ? partKey(plaintext, manifest.id, ARCHIVE_PART) : plaintext;
+      try {
+        decodeHeader(objectKey, header); // throws WrongKeyError unless this data key encrypted this backup
+      } finally {
+        if (objectKey !== plaintext) objectKey.fill(0);
+      }
+    }
     const previous = await readKeyEnvelope(storage, manifest);
     await writeKeyEnvelope(storage, manifest, {
       envelopeVersion: 1,
