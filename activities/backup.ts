@@ -56,6 +56,7 @@ export function createBackupActivities(config: LifelineConfig, logger: Logger) {
       const { verification } = await readBackBackup(storage, record, keyringFor(config), {
         signal: ctx.cancellationSignal,
         stallSeconds: config.timeouts.stallSeconds,
+        jobs: config.parallelJobs,
         onProgress: (bytesRead) => ctx.heartbeat({ phase: 'verifying', bytesRead }),
       });
       return verification;

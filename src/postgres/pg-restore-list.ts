@@ -56,11 +56,12 @@ export function tableDataOf(toc: TocSummary, table: NamedTable, all: readonly Na
 }
 
 /**
- * A sink that feeds a stream to `pg_restore --list` and keeps accepting (and discarding) bytes
- * after pg_restore has read the table of contents and exited, so the rest can still be hashed.
+ * A sink that feeds a stream to `pg_restore --list` (with `args`: `--verbose` for dependencies,
+ * `--section=post-data`, …) and keeps accepting (and discarding) bytes after pg_restore has read the
+ * table of contents and exited, so the rest can still be hashed.
  */
-export function pgRestoreListSink(): { sink: Writable; toc: Promise<TocSummary> } {
-  const proc = spawnChild(pgTool('pg_restore'), ['--list'], {
+export function pgRestoreListSink(args: string[] = []): { sink: Writable; toc: Promise<TocSummary>; listing: Promise<string> } {
+  const proc = spawnChild(pgTool('pg_restore'), ['--list', ...args], {
     classify: (code, _signal, stderr) =>
       new IntegrityError(`pg_restore --list rejects the archive (status ${code}): ${stderr}`),
   });
@@ -68,7 +69,58 @@ export function pgRestoreListSink(): { sink: Writable; toc: Promise<TocSummary> 
   proc.child.stdout.setEncoding('utf8');
   proc.child.stdout.on('data', (d: string) => (stdout += d));
   const sink = processInput(proc);
-  const toc = proc.exited.then(() => parseToc(stdout));
-  toc.catch(() => undefined); // awaited only when the pipeline succeeds
-  return { sink, toc };
+  const listing = proc.exited.then(() => stdout);
+  const toc = listing.then(parseToc);
+  // awaited only when the pipeline succeeds
+  listing.catch(() => undefined);
+  toc.catch(() => undefined);
+  return { sink, toc, listing };
+}
+
+/** What a post-data entry is, as far as restoring it in parallel goes. */
+export type TocEntryKind = 'table' | 'index' | 'constraint' | 'other';
+
+/** One entry of a `pg_restore --list` listing: numbers and the entry's type, never its names. */
+export interface TocEntry {
+  dumpId: number;
+  /** OID of the system catalog that holds the object (pg_class 1259, pg_constraint 2606; 0 for made-up entries). */
+  catalogId: number;
+  /** The object's OID at dump time (a TABLE's is the manifest's tables[].oid). */
+  oid: number;
+  kind: TocEntryKind;
+  /** Dump ids it depends on (`--verbose` listings only). */
+  dependsOn: number[];
+}
+
+const PG_CLASS = 1259;
+const PG_CONSTRAINT = 2606;
+
+/**
+ * Entries of a listing. The type is read right after the numbers and only where the catalog id
+ * pins it down: a pg_class entry printed "INDEX …" is an index, a pg_constraint one printed
+ * "CONSTRAINT …" a primary key, unique or exclusion constraint ("FK CONSTRAINT" and "CHECK
+ * CONSTRAINT" start otherwise), a pg_class one printed "TABLE …" a table ("TABLE ATTACH" and
+ * "TABLE DATA" have catalog id 0). Names after the type are never read; a name's newlines are
+ * printed as spaces, so no name can start a line of its own.
+ */
+export function parseTocEntries(listing: string): TocEntry[] {
+  const entries: TocEntry[] = [];
+  for (const line of listing.split('\n')) {
+    const deps = /^;\s+depends on:((?: \d+)+)\s*$/.exec(line);
+    if (deps && entries.length) {
+      entries[entries.length - 1]!.dependsOn.push(...deps[1]!.trim().split(' ').map(Number));
+      continue;
+    }
+    const m = /^(\d+); (\d+) (\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const catalogId = Number(m[2]);
+    const rest = m[4]!;
+    const kind: TocEntryKind =
+      catalogId === PG_CLASS && rest.startsWith('INDEX ') ? 'index'
+      : catalogId === PG_CONSTRAINT && rest.startsWith('CONSTRAINT ') ? 'constraint'
+      : catalogId === PG_CLASS && rest.startsWith('TABLE ') ? 'table'
+      : 'other';
+    entries.push({ dumpId: Number(m[1]), catalogId, oid: Number(m[3]), kind, dependsOn: [] });
+  }
+  return entries;
 }

@@ -1,5 +1,5 @@
 import { LifelineError } from '../errors';
-import { feedAndWait, spawnChild } from '../pipeline/child-process';
+import { feedAndWait, processInput, spawnChild } from '../pipeline/child-process';
 import { runPipeline, type Stage } from '../pipeline/run';
 import { pgTool } from './binaries';
 import { sessionEnv, type ResolvedConnection } from './connection';
@@ -9,6 +9,14 @@ export interface PgRestoreRun {
   args: string[];
   /** Stages producing the plain archive (streamed, single job), or a staged archive file (allows -j). */
   input: Stage[] | string;
+  /**
+   * Streamed input that pg_restore leaves unread when it has what it needs (`--section=pre-data`,
+   * `-L` of schema entries): 'drain' reads it to its end anyway (and drops it), so that the whole
+   * stream can be checked afterwards; 'stop' stops reading once pg_restore has succeeded (what it
+   * read was authenticated chunk by chunk, and a prefix of an authentic stream is authentic).
+   * Default: piped straight into pg_restore, which must read it all.
+   */
+  afterExit?: 'drain' | 'stop';
   signal?: AbortSignal;
   /** Names pg_restore's session on the server (PGAPPNAME), so that a stalled restore can be diagnosed. */
   applicationName?: string;
@@ -28,12 +36,25 @@ export async function runPgRestore(run: PgRestoreRun): Promise<void> {
   const abort = () => proc.child.kill('SIGTERM');
   run.signal?.addEventListener('abort', abort, { once: true });
   try {
-    await feedAndWait(
-      typeof run.input === 'string' ? Promise.resolve(void proc.child.stdin.end()) : runPipeline([...run.input, proc.child.stdin], run.signal),
-      proc,
-    );
+    await feedAndWait(feed(run, proc), proc);
   } finally {
     run.signal?.removeEventListener('abort', abort);
     if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGTERM');
   }
+}
+
+function feed(run: PgRestoreRun, proc: ReturnType<typeof spawnChild>): Promise<void> {
+  if (typeof run.input === 'string') return Promise.resolve(void proc.child.stdin.end());
+  if (!run.afterExit) return runPipeline([...run.input, proc.child.stdin], run.signal);
+  if (run.afterExit === 'drain') return runPipeline([...run.input, processInput(proc)], run.signal);
+  const stop = new AbortController();
+  let done = false;
+  proc.exited.then(() => {
+    done = true;
+    stop.abort();
+  }, () => undefined);
+  const signal = run.signal ? AbortSignal.any([run.signal, stop.signal]) : stop.signal;
+  return runPipeline([...run.input, processInput(proc)], signal).catch((err) => {
+    if (!done) throw err;
+  });
 }

@@ -3,13 +3,15 @@ import type { Manifest } from '../catalog/manifest';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
 import { keyringFor } from '../crypto/keys';
 import { IntegrityError } from '../errors';
-import { checkWhole, openBackup } from '../backup/read-backup';
+import { checkWhole, dataKeyFor, openBackup } from '../backup/read-backup';
+import { isParts } from '../parts/parts-of';
 import type { BackupStorage } from '../storage/storage';
 import { databaseExists, databaseOf, dropDatabaseIfExists, onDatabase, renameDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 import { diagnoseSessions } from '../postgres/waits';
 import { StallWatch } from '../pipeline/stall';
+import { restoreParts } from './parallel-restore';
 import { forceGuardRefusal, identityDigest, systemIdentifier } from './server-identity';
 
 export interface ScratchRestore {
@@ -21,11 +23,18 @@ export interface ScratchRestore {
   schemaOnly: boolean;
   signal?: AbortSignal;
   onProgress?: (bytes: number) => void;
+  /**
+   * Runs once the scratch database exists, before anything of the backup is restored into it:
+   * where a restore onto another server creates the roles the backup's objects name (--with-globals).
+   */
+  beforeRestore?: (scratch: ResolvedConnection, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
  * Restores a backup into a new database beside the target (same server). The target itself is not
  * touched; a leftover scratch database from a crashed attempt of this same restore is dropped first.
+ * A parts-format backup is restored in parallel (restoreParts, BACKUP_PARALLEL_JOBS); a single-stream
+ * one streams into one pg_restore.
  */
 export async function restoreIntoScratch(config: LifelineConfig, r: ScratchRestore): Promise<ResolvedConnection> {
   const conn = resolveConnection(r.target);
@@ -34,6 +43,27 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
     await client.query(`CREATE DATABASE ${quoteIdent(r.scratch)} TEMPLATE template0`);
   });
   const scratchConn = onDatabase(conn, r.scratch);
+  await r.beforeRestore?.(scratchConn, r.signal);
+  if (isParts(r.manifest)) {
+    const dataKey = await dataKeyFor(r.storage, r.manifest, keyringFor(config));
+    try {
+      await restoreParts({
+        storage: r.storage,
+        record: r.manifest,
+        dataKey,
+        conn: scratchConn,
+        jobs: config.parallelJobs,
+        schemaOnly: r.schemaOnly,
+        pgRestoreArgs: ['--no-owner'],
+        stallSeconds: config.timeouts.stallSeconds,
+        signal: r.signal,
+        onProgress: r.onProgress,
+      });
+    } finally {
+      dataKey.fill(0);
+    }
+    return scratchConn;
+  }
   const chain = await openBackup(r.storage, r.manifest, keyringFor(config));
   // Heartbeats while backup bytes flow, or while pg_restore's session works (an index build reads
   // no input); a restore that does neither for BACKUP_STALL_TIMEOUT fails, naming what it waits on.

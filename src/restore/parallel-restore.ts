@@ -1,0 +1,209 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { DumpRecord } from '../catalog/manifest';
+import { IntegrityError, LifelineError } from '../errors';
+import { copyFromSql } from '../parts/copy-sql';
+import type { PartRecord } from '../parts/part-record';
+import { runPool } from '../parts/pool';
+import { checkPart, openPart, partFailure, type PartReadChain } from '../parts/read-part';
+import type { Meter } from '../pipeline/meter';
+import { runPipeline } from '../pipeline/run';
+import { StallWatch } from '../pipeline/stall';
+import { classifyPgError, connect, type ResolvedConnection } from '../postgres/connection';
+import { runPgRestore } from '../postgres/pg-restore';
+import { parseTocEntries, pgRestoreListSink, type TocEntry } from '../postgres/pg-restore-list';
+import { diagnoseSessions } from '../postgres/waits';
+import type { BackupStorage } from '../storage/storage';
+import { planPostData } from './post-data';
+
+export interface PartsRestore {
+  /** Where the parts are: the repository, a destination, or a drill's work folder. */
+  storage: BackupStorage;
+  /** An authenticated parts-v1 manifest (or the record of a dump being checked). */
+  record: DumpRecord;
+  dataKey: Buffer;
+  /** The new, empty database restored into. */
+  conn: ResolvedConnection;
+  /** BACKUP_PARALLEL_JOBS: table parts loaded, and index batches built, this many at a time. */
+  jobs: number;
+  schemaOnly: boolean;
+  /** Options every pg_restore run gets: `--no-owner`, and `--no-privileges` for drills. */
+  pgRestoreArgs: string[];
+  /** BACKUP_STALL_TIMEOUT. */
+  stallSeconds: number;
+  signal?: AbortSignal;
+  /** Stored bytes read so far, over every part (heartbeats). */
+  onProgress?: (storedBytes: number) => void;
+  /** Names every session of this restore on the server (pg_restore's and the COPY ones), so that a stall can be diagnosed. */
+  applicationName?: string;
+}
+
+/**
+ * Settings of the sessions that load table parts. The database is a scratch copy that is swapped
+ * in only after verification, so a crash just means restoring again: no need to wait for each
+ * commit's WAL flush. The rest is what pg_restore sets for itself: no timeout a role or database
+ * setting might impose, no row-level security silently dropping rows, and the input formats the
+ * dump's COPY text was written in (UTF-8, ISO dates, postgres intervals).
+ */
+const LOAD_SESSION_SQL = [
+  'SET synchronous_commit = off',
+  'SET statement_timeout = 0',
+  'SET lock_timeout = 0',
+  'SET idle_in_transaction_session_timeout = 0',
+  'SET row_security = off',
+  "SET client_encoding = 'UTF8'",
+  "SET DateStyle = 'ISO'",
+  "SET IntervalStyle = 'postgres'",
+].join('; ');
+
+/**
+ * Restores a parts-v1 backup into an empty database, in pgcopydb's order:
+ *   (a) `pg_restore --section=pre-data` from the archive part (tables without indexes or constraints);
+ *   (b) `jobs` lanes, largest first: each table part → COPY FROM STDIN on its own session, and the
+ *       archive's own data section (sequences, large objects, tables not stored as parts);
+ *   (c) the indexes and primary/unique keys in batches over `jobs` `pg_restore -L` runs, largest
+ *       tables first, then every other post-data entry (foreign keys, triggers, …) in one run.
+ * Schema-only: (a) and (c). Every part streams from storage through decryption into PostgreSQL;
+ * nothing plain touches the disk (the `-L` lists hold dump ids only). pg_restore cannot seek in a
+ * stream and refuses `-j` on one, so each run reads the (small) archive part again; runs that
+ * need only the schema stop reading once pg_restore is done.
+ */
+export async function restoreParts(r: PartsRestore): Promise<void> {
+  const archive = r.record.parts?.find((p) => p.kind === 'archive');
+  if (!archive) throw new IntegrityError(`backup ${r.record.id} lists no archive part`);
+  const applicationName = r.applicationName ?? `lifeline-restore-${randomBytes(6).toString('hex')}`;
+  const meters: Meter[] = [];
+  const storedBytes = () => meters.reduce((n, m) => n + m.bytes, 0);
+  // Heartbeats while any part's bytes flow, or while a session of this restore works (an index
+  // build reads no input); a restore that does neither for BACKUP_STALL_TIMEOUT fails, naming what it waits on.
+  const watch = new StallWatch({
+    what: `the restore into ${r.conn.label}`,
+    stallSeconds: r.stallSeconds,
+    progress: storedBytes,
+    onAlive: () => r.onProgress?.(storedBytes()),
+    diagnose: () => diagnoseSessions(r.conn, { pids: [], program: { name: 'pg_restore', applicationName } }),
+    signal: r.signal,
+  });
+  const open = async (part: PartRecord): Promise<PartReadChain> => {
+    const chain = await openPart(r.storage, r.record, part, r.dataKey);
+    meters.push(chain.stored);
+    return chain;
+  };
+  const work = await fs.mkdtemp(path.join(tmpdir(), 'lifeline-restore-'));
+  const steps = { open, archive, applicationName, work, r };
+  try {
+    let toc: TocEntry[] = [];
+    let postData: number[] = [];
+    await all(watch.signal, [
+      (signal) => restoreArchive(steps, { section: 'pre-data' }, signal),
+      async (signal) => void (toc = parseTocEntries(await listArchive(steps, ['--verbose'], signal))),
+      async (signal) => void (postData = parseTocEntries(await listArchive(steps, ['--section=post-data'], signal)).map((e) => e.dumpId)),
+    ]);
+    if (!r.schemaOnly) {
+      // Largest first, so that the long loads start early; the archive's data section is one more lane.
+      const loads: Array<PartRecord> = (r.record.parts ?? []).filter((p) => p.kind === 'table-data' || p.kind === 'archive');
+      loads.sort((a, b) => b.rawBytes - a.rawBytes);
+      await runPool(loads, r.jobs, (part, signal) => (part.kind === 'archive' ? restoreArchive(steps, { section: 'data' }, signal) : loadTablePart(steps, part, signal)), watch.signal);
+    }
+    const plan = planPostData(toc, postData, r.record, r.jobs);
+    await runPool(plan.batches, r.jobs, (ids, signal) => restoreArchive(steps, { ids }, signal), watch.signal);
+    if (plan.rest.length) await restoreArchive(steps, { ids: plan.rest }, watch.signal);
+  } catch (err) {
+    throw watch.reason(err);
+  } finally {
+    watch.stop();
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+interface Steps {
+  open: (part: PartRecord) => Promise<PartReadChain>;
+  archive: PartRecord;
+  applicationName: string;
+  /** A private (0700) folder for `-L` lists. */
+  work: string;
+  r: PartsRestore;
+}
+
+/** Runs the tasks together; the first failure stops the others (runPool with one lane each). */
+function all(signal: AbortSignal, tasks: Array<(signal: AbortSignal) => Promise<void>>): Promise<void> {
+  return runPool(tasks, tasks.length, (task, s) => task(s), signal);
+}
+
+/**
+ * One pg_restore run fed the archive part: a section, or the entries of a list of dump ids (a file
+ * of those numbers: pg_restore reads the one at the start of each line, and restores in the list's
+ * order). Section runs read the whole part and check it against the manifest; list runs (schema
+ * entries only) stop reading once pg_restore is done.
+ */
+async function restoreArchive(s: Steps, what: { section: 'pre-data' | 'data' } | { ids: number[] }, signal: AbortSignal): Promise<void> {
+  let args: string[];
+  if ('ids' in what) {
+    const file = path.join(s.work, `list-${randomBytes(6).toString('hex')}`);
+    await fs.writeFile(file, what.ids.map((id) => `${id}\n`).join(''), { mode: 0o600, flag: 'wx' });
+    args = [`--use-list=${file}`];
+  } else {
+    args = [`--section=${what.section}`];
+  }
+  const afterExit = 'ids' in what ? 'stop' : 'drain';
+  const chain = await s.open(s.archive);
+  try {
+    await runPgRestore({ conn: s.r.conn, args: [...s.r.pgRestoreArgs, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
+  } catch (err) {
+    throw partFailure(err, chain.where);
+  }
+  if (afterExit === 'drain') checkPart(chain, s.archive);
+}
+
+/** The archive's `pg_restore --list` output; reading stops once pg_restore has printed it (pg_dump writes the table of contents first). */
+async function listArchive(s: Steps, args: string[], signal: AbortSignal): Promise<string> {
+  const chain = await s.open(s.archive);
+  const list = pgRestoreListSink(args);
+  const stop = new AbortController();
+  let listed = false;
+  list.listing.then(() => {
+    listed = true;
+    stop.abort();
+  }, () => undefined);
+  try {
+    await runPipeline([...chain.stages, list.sink], AbortSignal.any([signal, stop.signal])).catch((err) => {
+      if (!listed) throw err;
+    });
+    return await list.listing;
+  } catch (err) {
+    throw partFailure(err, chain.where);
+  }
+}
+
+/** One table part into its table: COPY FROM STDIN on a session of its own; the part is checked whole, and its rows counted by the server. */
+async function loadTablePart(s: Steps, part: PartRecord, signal: AbortSignal): Promise<void> {
+  const table = s.r.record.tables.find((t) => t.kind === 'table' && t.oid === part.tableOid);
+  if (!table) throw new IntegrityError(`part ${part.name} of backup ${s.r.record.id} belongs to no table of the backup`);
+  const chain = await s.open(part);
+  const client = await connect(s.r.conn);
+  let rows = 0;
+  try {
+    await client.query('SELECT pg_catalog.set_config($1, $2, false)', ['application_name', s.applicationName]);
+    await client.query(LOAD_SESSION_SQL);
+    const copy = client.query(copyFrom(copyFromSql(table)));
+    await pipeline(...chain.stages, copy, { signal });
+    rows = copy.rowCount;
+  } catch (err) {
+    throw partFailure(loadFailure(err, chain.where, s.r.conn.label), chain.where);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  checkPart(chain, part);
+  if (rows !== part.rows) throw new IntegrityError(`${chain.where}: ${rows} rows loaded, the backup recorded ${part.rows}`);
+}
+
+/** A server's complaint about a part's rows (or a lost session) says which part it was loading. */
+function loadFailure(err: unknown, where: string, label: string): unknown {
+  if (err instanceof LifelineError || !(err instanceof Error) || !('severity' in err)) return err;
+  const pgError = classifyPgError(err, label);
+  return new LifelineError(pgError.code, `loading ${where} into ${pgError.message}`, { retryable: pgError.retryable, hint: pgError.hint, cause: err });
+}
