@@ -117,6 +117,19 @@ describe('lifeline decrypt of a parts-format backup: one archive plain pg_restor
     assert.ok(copy.manifest.largeObjects >= 3);
   });
 
+  it('lifeline list and verify say how many parts a backup is stored as', async () => {
+    const cli = (args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'cli', 'main.ts'), ...args], { cwd: root, env: { ...process.env, ...setup.env, LOG_LEVEL: 'warn' } });
+    const n = copy.manifest.parts!.length;
+    const tableParts = copy.manifest.parts!.filter((p) => p.kind === 'table-data').length;
+    const list = (await cli(['list', '--db', 'dp_src'])).stdout;
+    assert.match(list, /\bPARTS\b/);
+    assert.match(list, new RegExp(`${copy.manifest.id} .* ${copy.manifest.tables.length} +${n} +local:`));
+    const verify = (await cli(['verify', copy.manifest.id])).stdout;
+    assert.match(verify, new RegExp(`^OK +${copy.manifest.id} +\\(${n} parts \\(${tableParts} of table rows\\), \\d+ archive entries, `));
+    const json = JSON.parse((await cli(['verify', copy.manifest.id, '--json'])).stdout) as Array<{ parts: number; tableParts: number }>;
+    assert.deepEqual([json[0]!.parts, json[0]!.tableParts], [n, tableParts]);
+  });
+
   it('-o gives one archive that pg_restore (one job, no Temporal) restores completely: rows, sequences, large objects, matviews', async () => {
     const out = path.join(copy.folder, 'recovered.dump');
     const { stderr } = await decrypt([copy.file, '-o', out], keyFile);

@@ -5,6 +5,7 @@ import type { Manifest } from '../../catalog/manifest';
 import { findDestination } from '../../config/config';
 import { loadConfig } from '../../config/load';
 import { keyringFor } from '../../crypto/keys';
+import { isParts } from '../../parts/parts-of';
 import type { Command } from '../command';
 import { dbOption, jsonOption, selectDatabases, storageOption } from '../common';
 import { formatBytes, printJson, table } from '../output';
@@ -14,7 +15,9 @@ export const listCommand: Command = {
   summary: 'list verified backups, locally or in a destination (reads the storage itself; no Temporal needed)',
   usage: 'lifeline list [--db NAME] [--storage local|DESTINATION] [--json]',
   details: `  --db NAME          one database (default: all; in a destination, every database it holds)
-  --storage NAME     local (default) or a configured destination such as offsite or archive`,
+  --storage NAME     local (default) or a configured destination such as offsite or archive
+  DUMP and STORED are totals over all of a backup's objects; PARTS is how many objects a backup in the
+  parts format is stored as (its archive, its globals and its table parts), or "stream" for one object`,
   options: { ...dbOption, ...jsonOption, ...storageOption },
   async run({ values }) {
     const where = (values.storage as string | undefined) ?? LOCAL;
@@ -37,7 +40,7 @@ export const listCommand: Command = {
     }
     process.stdout.write(
       table(
-        ['ID', 'TYPE', 'TAKEN (UTC)', 'DUMP', 'STORED', 'TABLES', 'KEY', 'MANIFEST'],
+        ['ID', 'TYPE', 'TAKEN (UTC)', 'DUMP', 'STORED', 'TABLES', 'PARTS', 'KEY', 'MANIFEST'],
         manifests.map((m) => [
           m.id,
           m.type,
@@ -45,6 +48,8 @@ export const listCommand: Command = {
           formatBytes(m.sizes.rawBytes),
           formatBytes(m.sizes.storedBytes),
           String(m.tables.length),
+          // Parts format: how many objects it is stored as (archive, globals, table parts); one stream otherwise.
+          isParts(m) ? String(m.parts?.length ?? 0) : 'stream',
           m.encryption.keyId,
           m.trust.status,
         ]),
