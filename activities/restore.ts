@@ -8,7 +8,11 @@ import { verifyBackup } from '../src/backup/verify';
 import { findDatabase, type LifelineConfig } from '../src/config/config';
 import { keyringFor } from '../src/crypto/keys';
 import { onDatabase } from '../src/postgres/admin';
-import { resolveConnection } from '../src/postgres/connection';
+import { resolveConnection, type ResolvedConnection } from '../src/postgres/connection';
+import { dataKeyFor } from '../src/backup/read-backup';
+import { LifelineError } from '../src/errors';
+import { isParts } from '../src/parts/parts-of';
+import { createMissingRoles, missingGlobalHint, readGlobals } from '../src/restore/globals';
 import { dropScratch, restoreIntoScratch, swapIn } from '../src/restore/full';
 import { prepareRestore } from '../src/restore/plan';
 import { restoreTables } from '../src/restore/tables';
@@ -62,15 +66,35 @@ export function createRestoreActivities(config: LifelineConfig) {
       return record.id;
     }),
 
-    restoreIntoScratch: failuresTranslated(async (ref: RestoreRef, scratch: string, schemaOnly: boolean): Promise<void> => {
+    /** `withGlobals` (--with-globals; absent in runs from before it): the roles the backup uses that the server lacks are created first. */
+    restoreIntoScratch: failuresTranslated(async (ref: RestoreRef, scratch: string, schemaOnly: boolean, withGlobals?: boolean): Promise<void> => {
+      const ctx = Context.current();
+      const storage = storageOf(ref);
+      const manifest = await manifestOf(ref);
+      const beforeRestore = withGlobals
+        ? async (scratchConn: ResolvedConnection, signal?: AbortSignal) => {
+            const dataKey = await dataKeyFor(storage, manifest, keyringFor(config));
+            try {
+              const globals = await readGlobals(storage, manifest, dataKey, signal);
+              if (!globals) throw new LifelineError('InvalidInput', `backup ${manifest.id} holds no globals: restore it without --with-globals`);
+              const outcome = await createMissingRoles(scratchConn, globals);
+              ctx.log.info('globals of the backup on the target server', { ...outcome });
+            } finally {
+              dataKey.fill(0);
+            }
+          }
+        : undefined;
       await restoreIntoScratch(config, {
-        storage: storageOf(ref),
-        manifest: await manifestOf(ref),
+        storage,
+        manifest,
         target: await resolveTarget(config, ref.target),
         scratch,
         schemaOnly,
-        signal: Context.current().cancellationSignal,
+        signal: ctx.cancellationSignal,
         onProgress: progress('restoring'),
+        beforeRestore,
+      }).catch((err: unknown) => {
+        throw missingGlobalHint(err, withGlobals === true);
       });
     }),
 
@@ -79,15 +103,18 @@ export function createRestoreActivities(config: LifelineConfig) {
       const conn = resolveConnection(target);
       const manifest = await manifestOf(ref);
       const refuseIdentities = await guardFor(ref.target, ref.forced, conn.label);
-      // Bytes move until the whole file is read; after that the foreign-key check runs in psql's session.
+      // Bytes move until every part (or the whole file) is read; after that the foreign-key check runs in the restoring session.
       const applicationName = `lifeline-restore-tables-${randomBytes(6).toString('hex')}`;
+      let pid: number | undefined;
       await heartbeatFromProgress(
         {
           what: `restoring ${tables.length} table(s) into ${conn.label}`,
           stallSeconds: config.timeouts.stallSeconds,
-          diagnose: () => diagnoseSessions(conn, { pids: [], program: { name: 'psql', applicationName } }),
+          // Parts backups restore over a node-postgres session (its pid); single-stream ones through psql (its application name).
+          diagnose: () => diagnoseSessions(conn, isParts(manifest) ? { pids: pid === undefined ? [] : [pid] } : { pids: [], program: { name: 'psql', applicationName } }),
         },
-        (report, signal) => restoreTables(config, { storage: storageOf(ref), manifest, target, tables, signal, onProgress: report, applicationName, refuseIdentities }),
+        (report, signal) =>
+          restoreTables(config, { storage: storageOf(ref), manifest, target, tables, signal, onProgress: report, applicationName, refuseIdentities, onSession: (p) => (pid = p) }),
       );
     }),
 

@@ -46,6 +46,7 @@ function validate(input: RestoreWorkflowInput): void {
   if (input.target !== undefined && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@|[?&]password=/i.test(input.target)) {
     throw invalid('input.target holds a password; pass the URL without it (the worker reads .pgpass or PGPASSFILE)');
   }
+  if (input.withGlobals !== undefined && typeof input.withGlobals !== 'boolean') throw invalid('input.withGlobals is true or false');
   if (input.approvalTimeout !== undefined && !DURATION.test(input.approvalTimeout)) {
     throw invalid(`input.approvalTimeout ${JSON.stringify(input.approvalTimeout)} is not a duration like "4h" or "30m"`);
   }
@@ -164,7 +165,8 @@ async function restore(input: RestoreWorkflowInput): Promise<RestoreWorkflowResu
     const schemaOnly = plan.mode === 'schema-only';
     if (plan.mode === 'full' || schemaOnly) {
       scratch = `${plan.target.name.slice(0, 40)}_restore_${timestamp(new Date(approvedAt))}`;
-      await long.restoreIntoScratch(ref, scratch, schemaOnly);
+      // --with-globals is one more argument, only when asked for: the commands the workflow sends are unchanged.
+      await long.restoreIntoScratch(ref, scratch, schemaOnly, ...(input.withGlobals === true ? [true] : []));
       setState('VERIFYING');
       verification = await long.verifyRestored(ref, scratch, plan.tables, schemaOnly);
       previousDatabase = `${plan.target.name.slice(0, 40)}_replaced_${timestamp(new Date(approvedAt))}`;

@@ -192,8 +192,9 @@ export async function createMissingRoles(conn: ResolvedConnection, globals: Glob
  */
 export function missingGlobalHint(err: unknown, withGlobals: boolean): unknown {
   if (!(err instanceof LifelineError)) return err;
-  const role = /role "((?:[^"]|"")*)" does not exist/.exec(err.message);
-  const tablespace = /tablespace "((?:[^"]|"")*)" does not exist/.exec(err.message);
+  // PostgreSQL quotes the name without doubling the quotes in it.
+  const role = /role "(.+?)" does not exist/.exec(err.message);
+  const tablespace = /tablespace "(.+?)" does not exist/.exec(err.message);
   const hint = tablespace
     ? `create tablespace ${tablespace[1]} on the target server first (CREATE TABLESPACE … LOCATION '<an empty folder of the server>'), then restore again`
     : role && !withGlobals

@@ -89,7 +89,7 @@ export async function prepareRestore(config: LifelineConfig, input: RestoreWorkf
     const dataKey = await dataKeyFor(storage, manifest, keys);
     await readBackParts(storage, manifest, dataKey, parts, { jobs: config.parallelJobs, onProgress }).finally(() => dataKey.fill(0));
   } else {
-    const { toc } = await verifyBackup(storage, manifest, keys, { onProgress });
+    const { toc } = await verifyBackup(storage, manifest, keys, { onProgress, jobs: config.parallelJobs });
     const missing = needsData ? leaves.filter((t) => !tableDataOf(toc, t, manifest.tables)).map(qualifiedName) : [];
     if (missing.length) throw new LifelineError('UnknownTable', `backup ${manifest.id} holds no data for ${missing.join(', ')}`);
   }
