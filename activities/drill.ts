@@ -35,7 +35,7 @@ export function createDrillActivities(config: LifelineConfig, logger: Logger) {
           stallSeconds: config.timeouts.stallSeconds,
           diagnose: () => diagnoseSessions(conn, { pids: [], program: { name: 'pg_restore', applicationName } }),
         },
-        (_report, signal) => restoreForDrill(config, db(database), drillId, scratch, { signal, applicationName }),
+        (report, signal) => restoreForDrill(config, db(database), drillId, scratch, { signal, applicationName, onProgress: report }),
       );
     }),
     verifyDrill: failuresTranslated((database: string, drillId: string, scratch: string) => {

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { checkWhole, openBackup } from '../backup/read-backup';
+import { checkWhole, dataKeyFor, openBackup } from '../backup/read-backup';
 import { storageNamed } from '../backup/repository';
 import { authenticateManifest } from '../catalog/authenticate';
 import { Catalog } from '../catalog/catalog';
@@ -9,13 +9,19 @@ import { readKeyEnvelope, writeKeyEnvelope } from '../catalog/key-envelope';
 import { parseManifest, type Manifest } from '../catalog/manifest';
 import { MANIFEST_SUFFIX, siblingKey } from '../catalog/naming';
 import type { DatabaseConfig, LifelineConfig } from '../config/config';
-import { keyringFor } from '../crypto/keys';
+import { HEADER_BYTES, decodeHeader } from '../crypto/format';
+import { keyringFor, type Keyring } from '../crypto/keys';
+import { partKey } from '../crypto/part-key';
+import { isParts, partObjectKeyOf, storedObjects } from '../parts/parts-of';
+import { runPool } from '../parts/pool';
+import { partFailure, partWhere } from '../parts/read-part';
 import { IntegrityError, LifelineError } from '../errors';
 import { Meter } from '../pipeline/meter';
 import { dropDatabaseIfExists, onDatabase, withServer } from '../postgres/admin';
 import { quoteIdent, resolveConnection, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 import { tableChecksum } from '../postgres/snapshot';
+import { restoreParts } from '../restore/parallel-restore';
 import { verifyRestored, type VerifyProgress } from '../restore/verify-restored';
 import { backendPid } from '../postgres/waits';
 import { LocalStorage } from '../storage/local';
@@ -66,7 +72,7 @@ export async function pickDrillBackup(config: LifelineConfig, db: DatabaseConfig
   return { backupId: manifest.id, takenAt: manifest.startedAt, location: source.describe(manifest.object.key), storedBytes: manifest.sizes.storedBytes };
 }
 
-/** Step 1: that backup, downloaded and checked against its SHA-256. */
+/** Step 1: that backup, downloaded and checked against its SHA-256: every object of it (a parts backup's parts, BACKUP_PARALLEL_JOBS at a time). */
 export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, backupId: string, onBytes?: (n: number) => void): Promise<{ ms: number }> {
   const started = Date.now();
   const source = storageNamed(config, db, db.drill.from);
@@ -74,31 +80,45 @@ export async function fetchForDrill(config: LifelineConfig, db: DatabaseConfig, 
   const work = drillWorkDir(config, drillId);
   await remove(config.backupDir, work);
   await ensureDir(config.backupDir, work);
-  const file = path.basename(manifest.object.key);
-  const meter = new Meter({ sha256: true });
-  const ticker = setInterval(() => onBytes?.(meter.bytes), 2000);
+  const meters: Meter[] = [];
+  const ticker = setInterval(() => onBytes?.(meters.reduce((n, m) => n + m.bytes, 0)), 2000);
+  const objects = storedObjects(manifest).sort((a, b) => b.storedBytes - a.storedBytes);
   try {
-    await pipeline(await source.read(manifest.object.key), meter, (await createFile(config.backupDir, path.join(work, file))).createWriteStream());
+    await runPool(objects, config.parallelJobs, async (object, signal) => {
+      // Every name is the backup id's: the work folder holds each object under its file name.
+      const meter = new Meter({ sha256: true });
+      meters.push(meter);
+      await pipeline(await source.read(object.key), meter, (await createFile(config.backupDir, path.join(work, path.basename(object.key)))).createWriteStream(), { signal });
+      if (meter.sha256() !== object.sha256 || meter.bytes !== object.storedBytes) {
+        const part = isParts(manifest) ? ` (part ${object.name})` : '';
+        throw new IntegrityError(`backup ${manifest.id} at ${source.describe(object.key)} failed the checksum check${part}: SHA-256 ${meter.sha256()}, the manifest says ${object.sha256}`);
+      }
+    });
   } finally {
     clearInterval(ticker);
   }
-  const location = source.describe(manifest.object.key);
-  if (meter.sha256() !== manifest.sha256 || meter.bytes !== manifest.sizes.storedBytes) {
-    throw new IntegrityError(`backup ${manifest.id} at ${location} failed the checksum check: SHA-256 ${meter.sha256()}, the manifest says ${manifest.sha256}`);
-  }
-  const local = { ...manifest, object: { storage: 'drill', key: file } };
+  const local = { ...manifest, object: { storage: 'drill', key: path.basename(manifest.object.key) } };
   const { storage } = await workStorage(config, drillId);
-  await storage.replace(siblingKey(file, MANIFEST_SUFFIX), Buffer.from(JSON.stringify(local)));
+  await storage.replace(siblingKey(local.object.key, MANIFEST_SUFFIX), Buffer.from(JSON.stringify(local)));
   const envelope = await readKeyEnvelope(source, manifest);
   if (envelope) await writeKeyEnvelope(storage, local, envelope);
   return { ms: Date.now() - started };
 }
 
-/** Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress to a plain archive. */
+/**
+ * Step 2: the data key from the key provider (proving it is reachable), then decrypt and decompress
+ * to a plain archive. A parts backup is not decrypted here: its restore streams each part from the
+ * work folder through decryption, so this step proves the key without writing plaintext: the
+ * manifest authenticates under it, and every part's header carries its key's commitment.
+ */
 export async function decryptForDrill(config: LifelineConfig, drillId: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<{ ms: number; rawBytes: number }> {
   const started = Date.now();
   const work = drillWorkDir(config, drillId);
   const { storage, manifest } = await localManifest(config, drillId);
+  if (isParts(manifest)) {
+    await checkPartKeys(storage, manifest, keyringFor(config), signal, onBytes);
+    return { ms: Date.now() - started, rawBytes: manifest.sizes.rawBytes };
+  }
   const chain = await openBackup(storage, manifest, keyringFor(config));
   const ticker = setInterval(() => onBytes?.(chain.stored.bytes), 1000);
   try {
@@ -112,19 +132,71 @@ export async function decryptForDrill(config: LifelineConfig, drillId: string, s
   return { ms: Date.now() - started, rawBytes: chain.raw.bytes };
 }
 
-/** Step 3: a new scratch database on the drill server, restored from the plain archive. */
-export async function restoreForDrill(config: LifelineConfig, db: DatabaseConfig, drillId: string, scratch: string, run: { signal?: AbortSignal; applicationName?: string } = {}): Promise<{ ms: number }> {
+/** The data key authenticates the manifest, and each part's header commits to the key derived for that part of this backup. */
+async function checkPartKeys(storage: LocalStorage, manifest: Manifest, keys: Keyring, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+  const dataKey = await dataKeyFor(storage, manifest, keys);
+  let checked = 0;
+  try {
+    for (const part of manifest.parts ?? []) {
+      signal?.throwIfAborted();
+      const where = partWhere(storage, manifest, part);
+      const key = partObjectKeyOf(manifest, part);
+      if (!(await storage.stat(key))) throw new IntegrityError(`${where} is missing`, 'the download step did not finish; run the drill again');
+      const chunks: Buffer[] = [];
+      for await (const chunk of await storage.read(key, { start: 0, end: HEADER_BYTES })) chunks.push(chunk as Buffer);
+      try {
+        decodeHeader(partKey(dataKey, manifest.id, part.name), Buffer.concat(chunks));
+      } catch (err) {
+        throw partFailure(err, where);
+      }
+      onBytes?.((checked += HEADER_BYTES));
+    }
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** Step 3: a new scratch database on the drill server, restored from the plain archive, or from the parts in parallel as a full restore does (restoreParts). */
+export async function restoreForDrill(
+  config: LifelineConfig,
+  db: DatabaseConfig,
+  drillId: string,
+  scratch: string,
+  run: { signal?: AbortSignal; applicationName?: string; onProgress?: (storedBytes: number) => void } = {},
+): Promise<{ ms: number }> {
   const started = Date.now();
   const server = drillServer(db);
-  // pg_restore opens the archive by name: checked first to be the regular file the last step wrote.
   const { work, storage } = await workStorage(config, drillId);
-  if (!(await storage.stat('archive.dump'))) throw new LifelineError('DrillStateMissing', `no decrypted archive in ${work}: the decrypt step did not finish`);
+  const parts = await localManifest(config, drillId).then(({ manifest }) => (isParts(manifest) ? manifest : undefined));
+  // pg_restore opens the archive by name: checked first to be the regular file the last step wrote.
+  if (!parts && !(await storage.stat('archive.dump'))) throw new LifelineError('DrillStateMissing', `no decrypted archive in ${work}: the decrypt step did not finish`);
   await withServer(server, async (client) => {
     await dropDatabaseIfExists(client, scratch);
     await client.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`);
   });
+  if (parts) {
+    const dataKey = await dataKeyFor(storage, parts, keyringFor(config));
+    try {
+      await restoreParts({
+        storage,
+        record: parts,
+        dataKey,
+        conn: onDatabase(server, scratch),
+        jobs: config.parallelJobs,
+        schemaOnly: false,
+        pgRestoreArgs: ['--no-owner', '--no-privileges'],
+        stallSeconds: config.timeouts.stallSeconds,
+        signal: run.signal,
+        onProgress: run.onProgress,
+        applicationName: run.applicationName,
+      });
+    } finally {
+      dataKey.fill(0);
+    }
+    return { ms: Date.now() - started };
+  }
   // A staged file allows -j, but pg_dump wrote it to a pipe (no data offsets): one job is faster (README, Restores).
-  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(work, 'archive.dump'), ...run });
+  await runPgRestore({ conn: onDatabase(server, scratch), args: ['--no-owner', '--no-privileges', '--exit-on-error'], input: path.join(work, 'archive.dump'), signal: run.signal, applicationName: run.applicationName });
   return { ms: Date.now() - started };
 }
 
