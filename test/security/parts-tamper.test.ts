@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import type { Manifest } from '../../src/catalog/manifest';
@@ -95,35 +95,38 @@ describe('parts format: tampered parts fail verification naming the part, and re
   /**
    * Damages the backup with `damage`, then: `lifeline verify` fails naming `named`, a full restore and
    * (for a table part) a --tables restore of the big table refuse with the same, and the target, the
-   * catalog and the server's databases are as they were. The files the damage touched are put back.
+   * catalog and the server's databases are as they were. Every check runs, and all that failed are
+   * reported together. The files the damage touched are put back.
    */
   const refusedWhenDamaged = async (touched: string[], damage: () => void, named: RegExp, tablesToo: boolean) => {
     const saved = new Map(touched.map((f) => [f, existsSync(f) ? readFileSync(f) : undefined]));
     const before = await contentOf(source.url);
+    const problems: string[] = [];
     damage();
     try {
       const verified = await verifyCli(first.id);
-      assert.equal(verified.code, 1, `lifeline verify fails: ${verified.out}`);
-      assert.match(verified.out, new RegExp(`FAIL +${first.id} `));
-      assert.match(verified.out, named);
-
+      if (verified.code !== 1 || !new RegExp(`FAIL +${first.id} `).test(verified.out) || !named.test(verified.out)) {
+        problems.push(`lifeline verify (exit ${verified.code}) does not fail naming ${named}: ${verified.out.trim()}`);
+      }
       const modes: Array<Partial<RestoreWorkflowInput>> = [{}, ...(tablesToo ? [{ mode: 'tables' as const, tables: [`${PARTS_TABLES.big[0]}.${PARTS_TABLES.big[1]}`] }] : [])];
       for (const mode of modes) {
-        const refused = await restore(mode).then(
-          (r) => assert.fail(`the ${mode.mode ?? 'full'} restore went ahead: ${r.outcome}`),
-          (err: unknown) => err,
-        );
-        assert.match(rootMessage(refused), named, `the ${mode.mode ?? 'full'} restore says why`);
-        assert.deepEqual(await contentOf(source.url), before, `the ${mode.mode ?? 'full'} restore changed nothing`);
+        const what = `the ${mode.mode ?? 'full'} restore`;
+        const outcome: RestoreWorkflowResult | Error = await restore(mode).then((r) => r, (err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+        if (!(outcome instanceof Error)) problems.push(`${what} went ahead: ${outcome.outcome}`);
+        else if (!named.test(rootMessage(outcome))) problems.push(`${what} fails without naming ${named}: ${rootMessage(outcome)}`);
+        if (!isDeepStrictEqual(await contentOf(source.url), before)) problems.push(`${what} changed the target`);
       }
-      assert.deepEqual((await catalogFor(setup.config.databases[0]!).list('pt_src')).map((m) => m.id), backups, 'no pre-restore snapshot was taken');
-      assert.deepEqual(await scratchDatabases(servers, 'pt_src'), []);
+      const ids = (await catalogFor(setup.config.databases[0]!).list('pt_src')).map((m) => m.id);
+      if (!isDeepStrictEqual(ids, backups)) problems.push(`the catalog holds ${ids.join(', ')}: a pre-restore snapshot was taken`);
+      const scratch = await scratchDatabases(servers, 'pt_src');
+      if (scratch.length) problems.push(`scratch databases were made: ${scratch.join(', ')}`);
     } finally {
       for (const [f, bytes] of saved) {
         rmSync(f, { force: true });
         if (bytes) writeFileSync(f, bytes);
       }
     }
+    assert.deepEqual(problems, []);
   };
 
   before(async () => {
@@ -214,14 +217,14 @@ describe('parts format: tampered parts fail verification naming the part, and re
     );
   });
 
-  it('(f) the manifest\'s parts list edited: rows, a SHA-256, a part left out', async () => {
-    const file = manifestFile(first);
-    const edits: Array<[string, (parts: PartRecord[]) => void]> = [
-      ['rows', (parts) => void (parts.find((p) => p.name === bigParts[0]!.name)!.rows! += 1)],
-      ['sha256', (parts) => void (parts.find((p) => p.name === bigParts[0]!.name)!.sha256 = bigParts[1]!.sha256)],
-      ['a part left out', (parts) => void parts.splice(parts.findIndex((p) => p.name === bigParts.at(-1)!.name), 1)],
-    ];
-    for (const [what, edit] of edits) {
+  const manifestEdits: Array<[string, (parts: PartRecord[]) => void]> = [
+    ['a part\'s rows', (parts) => void (parts.find((p) => p.name === bigParts[0]!.name)!.rows! += 1)],
+    ['a part\'s SHA-256 (another part\'s)', (parts) => void (parts.find((p) => p.name === bigParts[0]!.name)!.sha256 = bigParts[1]!.sha256)],
+    ['a part left out', (parts) => void parts.splice(parts.findIndex((p) => p.name === bigParts.at(-1)!.name), 1)],
+  ];
+  for (const [what, edit] of manifestEdits) {
+    it(`(f) the manifest's parts list edited: ${what}`, async () => {
+      const file = manifestFile(first);
       await refusedWhenDamaged(
         [file],
         () => {
@@ -231,12 +234,9 @@ describe('parts format: tampered parts fail verification naming the part, and re
         },
         new RegExp(`manifest .*${first.id}\\.manifest\\.json`),
         false,
-      ).catch((err: Error) => {
-        err.message = `${what}: ${err.message}`;
-        throw err;
-      });
-    }
-  });
+      );
+    });
+  }
 
   it('an object planted under the backup\'s prefix, not in its manifest, is never read', async () => {
     const planted = path.join(path.dirname(manifestFile(first)), `${first.id}.part.t1-0000.zst.enc`);
