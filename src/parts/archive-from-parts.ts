@@ -17,6 +17,7 @@ import {
   encodeHeader,
   encodeToc,
   hasDataBlock,
+  OFFSET_POS_SET,
   readBlockStart,
   readHeader,
   readToc,
@@ -42,23 +43,36 @@ export interface AssembledArchive {
   /** Tables whose rows came from table parts, and how many parts that was. */
   tables: number;
   tableParts: number;
+  /**
+   * The TOC again, with each data block's position (as pg_dump rewrites it when it writes to a
+   * file): same length, to be written at `position` by a caller whose output can seek.
+   */
+  located: { position: number; toc: Buffer };
 }
 
 /** Writes to a stream and waits when it is full; a stream that fails or closes fails the next write. */
 class Sink {
   bytes = 0;
   private readonly hash = createHash('sha256');
+  private failure?: Error;
 
-  constructor(private readonly out: Writable) {}
+  constructor(private readonly out: Writable) {
+    // Kept, not thrown at large: a full disk or a reader that went away fails the next write.
+    out.on('error', (err) => (this.failure ??= err));
+  }
 
   async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
     if (this.out.destroyed) throw this.out.errored ?? new Error('the output was closed');
     this.bytes += chunk.length;
     this.hash.update(chunk);
     if (this.out.write(chunk)) return;
     const closed = new AbortController();
     try {
-      await Promise.race([once(this.out, 'drain', { signal: closed.signal }), once(this.out, 'close', { signal: closed.signal }).then(() => Promise.reject(this.out.errored ?? new Error('the output was closed')))]);
+      await Promise.race([
+        once(this.out, 'drain', { signal: closed.signal }),
+        once(this.out, 'close', { signal: closed.signal }).then(() => Promise.reject(this.failure ?? this.out.errored ?? new Error('the output was closed'))),
+      ]);
     } finally {
       closed.abort();
     }
@@ -110,7 +124,8 @@ function planTables(record: PartsRecord, toc: readonly TocEntry[], where: string
 }
 
 /** One table's TABLE DATA block: the rows of its parts, in order, each checked against the manifest. */
-async function writeTableData(sink: Sink, header: ArchiveHeader, load: TableToLoad, open: (part: PartRecord) => ReturnType<typeof openPart>): Promise<void> {
+async function writeTableData(sink: Sink, header: ArchiveHeader, load: TableToLoad, open: (part: PartRecord) => ReturnType<typeof openPart>, blockAt: Map<number, number>): Promise<void> {
+  blockAt.set(load.entry.dumpId, sink.bytes);
   await sink.write(blockStart(header, load.entry.dumpId));
   for (const part of load.parts) {
     const chain = await open(part);
@@ -148,7 +163,10 @@ export async function writeArchiveFromParts(storage: BackupStorage, record: Part
     const header = await readHeader(reader);
     const plan = planTables(record, await readToc(reader, header), where);
     await sink.write(encodeHeader(header));
-    await sink.write(encodeToc(header, plan.toc));
+    const tocAt = sink.bytes;
+    const tocBytes = encodeToc(header, plan.toc);
+    await sink.write(tocBytes);
+    const blockAt = new Map<number, number>();
 
     // Blocks in TOC order: before each of the archive's own blocks, the new ones listed before it.
     const position = new Map(plan.toc.map((e, i) => [e.dumpId, i]));
@@ -158,18 +176,30 @@ export async function writeArchiveFromParts(storage: BackupStorage, record: Part
       if (!pending.length || position.get(pending[0]!.entry.dumpId)! > before) return;
       // The archive part waits while tables load: its stream is closed meanwhile, and read again after.
       await archive.pause();
-      while (pending.length && position.get(pending[0]!.entry.dumpId)! < before) await writeTableData(sink, header, pending.shift()!, open);
+      while (pending.length && position.get(pending[0]!.entry.dumpId)! < before) await writeTableData(sink, header, pending.shift()!, open, blockAt);
     };
     for (let block = await readBlockStart(reader, header); block; block = await readBlockStart(reader, header)) {
       const at = position.get(block.dumpId);
       if (at === undefined || added.has(block.dumpId) || !hasDataBlock(plan.toc[at]!)) throw new IntegrityError(`${where} holds a data block for entry ${block.dumpId}, which has no data in its TOC`);
       await writePending(at);
+      blockAt.set(block.dumpId, sink.bytes);
       await sink.write(blockStart(header, block.dumpId, block.type));
       for await (const piece of blockBody(reader, header, block.type)) await sink.write(piece);
     }
     await archive.finish();
     await writePending(Number.POSITIVE_INFINITY);
-    return { bytes: sink.bytes, sha256: sink.digest(), tables: plan.loads.length, tableParts: plan.loads.reduce((n, l) => n + l.parts.length, 0) };
+    const located = encodeToc(
+      header,
+      plan.toc.map((e) => (blockAt.has(e.dumpId) ? { ...e, dataState: OFFSET_POS_SET, dataPos: BigInt(blockAt.get(e.dumpId)!) } : e)),
+    );
+    if (located.length !== tocBytes.length) throw new Error(`the TOC with offsets is ${located.length} bytes, not ${tocBytes.length}`);
+    return {
+      bytes: sink.bytes,
+      sha256: sink.digest(),
+      tables: plan.loads.length,
+      tableParts: plan.loads.reduce((n, l) => n + l.parts.length, 0),
+      located: { position: tocAt, toc: located },
+    };
   } finally {
     await archive.close();
   }

@@ -23,6 +23,7 @@ import type { Manifest } from '../../src/catalog/manifest';
 import { backupId, manifestKey } from '../../src/catalog/naming';
 import type { DatabaseConfig } from '../../src/config/config';
 import { keyringFor } from '../../src/crypto/keys';
+import { ByteReader, OFFSET_NO_DATA, OFFSET_POS_SET, readHeader, readToc } from '../../src/parts/custom-archive';
 import { ARCHIVE_PART } from '../../src/parts/part-names';
 import { isParts, storedObjects } from '../../src/parts/parts-of';
 import { pgTool } from '../../src/postgres/binaries';
@@ -133,7 +134,7 @@ describe('lifeline decrypt of a parts-format backup: one archive plain pg_restor
   it('-o gives one archive that pg_restore (one job, no Temporal) restores completely: rows, sequences, large objects, matviews', async () => {
     const out = path.join(copy.folder, 'recovered.dump');
     const { stderr } = await decrypt([copy.file, '-o', out], keyFile);
-    assert.match(String(stderr), /bytes of pg_dump archive .* every part's SHA-256 matches the manifest/);
+    assert.match(String(stderr), /bytes of pg_dump archive \(with data offsets.*\): the archive part and \d+ part\(s\) of \d+ table\(s\), every part's SHA-256 matches the manifest/);
     assert.match(String(stderr), /--parts DIR` writes them as globals\.json/);
     assert.equal(statSync(out).mode & 0o777, 0o600);
     const listed = (await run(pgTool('pg_restore'), ['-l', out], { maxBuffer: 64 << 20 })).stdout;
@@ -143,6 +144,13 @@ describe('lifeline decrypt of a parts-format backup: one archive plain pg_restor
     const url = await freshDatabase(servers, 'dp_recovered');
     await run(pgTool('pg_restore'), ['--exit-on-error', `--dbname=${url}`, out], { maxBuffer: 64 << 20 });
     assert.deepEqual(await everythingIn(url), atBackup);
+    // Written to a file, it carries its data offsets as pg_dump -f does: pg_restore -j finds each block.
+    const r = new ByteReader(createReadStream(out), out);
+    const toc = await readToc(r, await readHeader(r));
+    assert.ok(toc.filter((e) => e.dataState !== OFFSET_NO_DATA).every((e) => e.dataState === OFFSET_POS_SET));
+    const jobs = await freshDatabase(servers, 'dp_recovered_j2');
+    await run(pgTool('pg_restore'), ['-j', '2', '--exit-on-error', `--dbname=${jobs}`, out], { maxBuffer: 64 << 20 });
+    assert.deepEqual(await everythingIn(jobs), atBackup);
   });
 
   it('piped into pg_restore --single-transaction: a database of hostile names comes back row for row, no name runs anything', async () => {

@@ -279,6 +279,32 @@ describe('pg_dump custom archives: read, extend with table parts, write', () => 
     }
   });
 
+  it('the TOC with data offsets points at each block, as in an archive pg_dump writes to a file; pg_restore -j reads it', async () => {
+    // pg_dump -f FILE: its offsets are positions of the block starts (type byte), what `located` must give.
+    const fileDump = path.join(dir, 'with-offsets.dump');
+    await run(pgTool('pg_dump'), ['-Fc', '-Z0', '-f', fileDump, `--dbname=${url}`]);
+    const pointsAtBlocks = async (bytes: Buffer) => {
+      const { header, toc } = await parse(bytes);
+      const withData = toc.filter((e) => e.dataState !== 3);
+      assert.ok(withData.length > 0 && withData.every((e) => e.dataState === 2), 'every data entry has its offset set');
+      for (const e of withData) {
+        const r = reader(bytes.subarray(Number(e.dataPos)));
+        assert.deepEqual(await readBlockStart(r, header), { type: e.desc === 'BLOBS' ? BLK_BLOBS : 1, dumpId: e.dumpId });
+      }
+    };
+    await pointsAtBlocks(readFileSync(fileDump));
+    const { bytes, result } = await assemble();
+    const located = Buffer.from(bytes);
+    result.located.toc.copy(located, result.located.position);
+    assert.equal(located.length, bytes.length);
+    await pointsAtBlocks(located);
+    const file = path.join(dir, 'located.dump');
+    writeFileSync(file, located);
+    await cluster.sql('CREATE DATABASE ca_jobs');
+    await run(pgTool('pg_restore'), ['-j', '2', '--exit-on-error', `--dbname=${cluster.adminUrl('ca_jobs')}`, file]);
+    assert.deepEqual(await contentOf(cluster.adminUrl('ca_jobs')), await contentOf(url));
+  });
+
   it('a damaged, missing or swapped part fails naming it', async () => {
     const part = record.parts.find((p) => p.name.endsWith('-0001'))!;
     const file = storage.describe(partObjectKeyOf(record, part));

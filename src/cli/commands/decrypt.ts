@@ -1,5 +1,6 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, promises as fs, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { checkWhole, dataKeyFor, openBackup } from '../../backup/read-backup';
 import { destinationStorage } from '../../backup/repository';
 import { parseManifest, type Manifest } from '../../catalog/manifest';
@@ -13,8 +14,9 @@ import { GLOBALS_PART } from '../../parts/part-names';
 import { isParts } from '../../parts/parts-of';
 import { writePartFiles } from '../../parts/part-files';
 import { runPipeline } from '../../pipeline/run';
-import { LocalStorage } from '../../storage/local';
-import type { BackupStorage } from '../../storage/storage';
+import { LocalStorage, ObjectExistsError } from '../../storage/local';
+import { createFile, publishByLink, tempFileFor } from '../../storage/safe-fs';
+import { classifyWriteError, type BackupStorage } from '../../storage/storage';
 import type { Command } from '../command';
 
 /**
@@ -46,6 +48,49 @@ function stdoutFlushed(): Promise<void> {
 }
 
 /**
+ * A new file written through a hidden 0600 temporary one beside it, which can be patched in place
+ * (the archive's TOC gets its data offsets once they are known) and takes the name only when
+ * complete: link() never replaces a file.
+ */
+async function newOutputFile(output: string): Promise<{ stream: Writable; patch(position: number, bytes: Buffer): Promise<void>; publish(): Promise<void>; abort(): Promise<void> }> {
+  const root = path.dirname(output);
+  const temp = tempFileFor(output);
+  const handle = await createFile(root, temp).catch((err) => Promise.reject(classifyWriteError(err, output)));
+  const writeAt = async (bytes: Buffer, position: number | null) => {
+    for (let at = 0; at < bytes.length; ) at += (await handle.write(bytes, at, bytes.length - at, position === null ? null : position + at)).bytesWritten;
+  };
+  const stream = new Writable({
+    highWaterMark: 1 << 20,
+    write: (chunk: Buffer, _enc, done) => void writeAt(chunk, null).then(() => done(), done),
+  });
+  const ended = () => new Promise<void>((resolve, reject) => (stream.writableFinished ? resolve() : stream.end((err?: Error | null) => (err ? reject(err) : resolve()))));
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close();
+  };
+  return {
+    stream,
+    async patch(position, bytes) {
+      await ended();
+      await writeAt(bytes, position);
+    },
+    async publish() {
+      await ended();
+      await handle.sync();
+      await close();
+      if (!(await publishByLink(root, temp, output))) throw new ObjectExistsError(output);
+    },
+    async abort() {
+      stream.destroy();
+      await close().catch(() => undefined);
+      await fs.rm(temp, { force: true });
+    },
+  };
+}
+
+/**
  * A parts-format backup (its manifest must be authentic: the parts' SHA-256s are in it) as one
  * pg_dump custom archive, or with --parts as one plain file per part.
  */
@@ -57,21 +102,21 @@ async function decryptParts(storage: BackupStorage, manifest: Manifest, config: 
       process.stderr.write(`${manifest.id}: ${files.length} parts written to ${target.partsDir}, each one's SHA-256 matches the manifest (index.json says what each file is).\n`);
       return;
     }
-    // A hidden 0600 temporary file beside the output, published under its name only when complete.
-    const writer = target.output ? await new LocalStorage('output', path.dirname(target.output)).createWriter(path.basename(target.output)) : undefined;
+    const file = target.output ? await newOutputFile(target.output) : undefined;
     let written;
     try {
-      written = await writeArchiveFromParts(storage, manifest, dataKey, writer?.stream ?? process.stdout);
-      if (writer) {
-        writer.stream.end();
-        await writer.publish();
+      written = await writeArchiveFromParts(storage, manifest, dataKey, file?.stream ?? process.stdout);
+      if (file) {
+        // As pg_dump does when it writes a file: the TOC again, with where each data block is.
+        await file.patch(written.located.position, written.located.toc);
+        await file.publish();
       } else await stdoutFlushed();
     } catch (err) {
-      await writer?.abort();
-      throw err;
+      await file?.abort();
+      throw target.output ? classifyWriteError(err, target.output) : err;
     }
     process.stderr.write(
-      `${manifest.id}: ${written.bytes} bytes of pg_dump archive (SHA-256 ${written.sha256}): the archive part and ${written.tableParts} part(s) of ${written.tables} table(s), every part's SHA-256 matches the manifest.\n`,
+      `${manifest.id}: ${written.bytes} bytes of pg_dump archive${file ? ' (with data offsets: pg_restore -j reads it in parallel)' : ''}: the archive part and ${written.tableParts} part(s) of ${written.tables} table(s), every part's SHA-256 matches the manifest.\n`,
     );
     if (manifest.parts?.some((p) => p.name === GLOBALS_PART)) {
       process.stderr.write(`The roles and tablespaces the database uses are not in a pg_dump archive: \`lifeline decrypt … --parts DIR\` writes them as globals.json.\n`);
