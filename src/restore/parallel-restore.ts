@@ -152,7 +152,9 @@ async function restoreArchive(s: Steps, what: { section: 'pre-data' | 'data' } |
   const afterExit = 'ids' in what ? 'stop' : 'drain';
   const chain = await s.open(s.archive);
   try {
-    await runPgRestore({ conn: s.r.conn, args: [...s.r.pgRestoreArgs, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
+    // --schema-only besides a section: large objects count as data, so none is created empty (as in a single-stream restore).
+    const only = s.r.schemaOnly ? ['--schema-only'] : [];
+    await runPgRestore({ conn: s.r.conn, args: [...s.r.pgRestoreArgs, ...only, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
   } catch (err) {
     throw partFailure(err, chain.where);
   }
