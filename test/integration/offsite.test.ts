@@ -14,6 +14,7 @@ import { verifyBackup } from '../../src/backup/verify';
 import { Catalog } from '../../src/catalog/catalog';
 import { keyringFor } from '../../src/crypto/keys';
 import { rootCauseMessage } from '../../src/errors';
+import { isParts } from '../../src/parts/parts-of';
 import { pgTool } from '../../src/postgres/binaries';
 import { S3Storage } from '../../src/storage/s3';
 import {
@@ -134,7 +135,8 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
       BACKUP_S3_ACCESS_KEY_ID: servers.s3.accessKeyId,
       BACKUP_S3_SECRET_ACCESS_KEY: servers.s3.secretAccessKey,
     });
-    assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), manifest.rawSha256);
+    // One stream decrypts to pg_dump's own bytes; a parts backup to an archive assembled from its parts (rawSha256 is its archive part's).
+    if (!isParts(manifest)) assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), manifest.rawSha256);
     await servers.cluster.sql('DROP DATABASE IF EXISTS os_recovered');
     await servers.cluster.sql('CREATE DATABASE os_recovered');
     await run(pgTool('pg_restore'), ['--no-owner', '--exit-on-error', `--dbname=${admin('os_recovered')}`, out]);
