@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { qualifiedName, type DumpRecord, type TableCount } from '../catalog/manifest';
 import { dataKey } from '../catalog/naming';
 import { LifelineError } from '../errors';
-import { closeSession, copyOut, RowCounter, SnapshotSessions } from '../parts/copy-out';
+import { cancelOwnSessions, closeSession, copyOut, RowCounter, SnapshotSessions } from '../parts/copy-out';
 import { copyToSql } from '../parts/copy-sql';
 import { captureGlobals } from '../parts/globals';
 import { ARCHIVE_PART, GLOBALS_PART, parseTablePartName, partObjectKey } from '../parts/part-names';
@@ -14,6 +14,7 @@ import { PartWriter, type WrittenPart } from '../parts/write-part';
 import { chooseLevel, FILE_EXTENSION } from '../pipeline/compression';
 import { classifyPgError, connect } from '../postgres/connection';
 import { startPgDump } from '../postgres/pg-dump';
+import { backendPid } from '../postgres/waits';
 import { exportSnapshot, listTableDetails, takeInventory, type DatabaseInventory, type TableDetails } from '../postgres/snapshot';
 import { recordBase, type DumpContext } from './dump';
 import { DumpWatch } from './dump-watch';
@@ -53,13 +54,16 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
   let dump: ReturnType<typeof startPgDump> | undefined;
   let failed = false;
   const watch = new DumpWatch(config, conn, client, hooks, totals, () => sessions?.pids() ?? []);
+  // A cancelled or stalled dump stops at once, even while the snapshot session waits on the server (a lock).
+  const stopSnapshotSession = () => closeSession({ client }, { now: true });
+  watch.signal.addEventListener('abort', stopSnapshotSession, { once: true });
   try {
     const snapshotId = await exportSnapshot(client).catch((err) => {
       throw classifyPgError(err, conn.label);
     });
     await watch.limitLockWaits();
     // The snapshot session waits while the others work: no server timeout may end it (and the snapshot) meanwhile.
-    await client.query("SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true)");
+    await client.query("SELECT set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true), set_config('application_name', $1, false)", [watch.sessionName]);
     const server = await serverFacts(client);
     if (server.versionNum < 100000) {
       throw new LifelineError('UnsupportedServer', `${conn.label} runs PostgreSQL ${server.versionNum}: the parts format needs PostgreSQL 10 or newer`, {
@@ -90,7 +94,7 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
     let archive: WrittenPart | undefined;
     let inventory: DatabaseInventory | undefined;
     const copied = new Map<string, WrittenPart & { rows: number }>();
-    sessions = new SnapshotSessions(conn, snapshotId, watch.lockWaitSeconds);
+    sessions = new SnapshotSessions(conn, snapshotId, watch.lockWaitSeconds, watch.sessionName);
     const lanes = sessions;
 
     const dumpArchive = async (signal: AbortSignal) => {
@@ -166,11 +170,15 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
   } catch (err) {
     failed = true;
     sessions?.closeAll({ now: true });
+    closeSession({ client }, { now: true });
+    const snapshotPid = backendPid(client);
+    await cancelOwnSessions(conn, [...(snapshotPid === undefined ? [] : [snapshotPid]), ...(sessions?.opened ?? [])], watch.sessionName);
     // Writers remove their own temporary objects; what this attempt already published goes too.
     for (const objectKey of published) await storage.delete(objectKey).catch(() => undefined);
     if (hooks.signal?.aborted) throw hooks.signal.reason ?? err;
     throw await watch.failure(err);
   } finally {
+    watch.signal.removeEventListener('abort', stopSnapshotSession);
     watch.stop();
     sessions?.closeAll({ now: failed });
     if (dump && dump.proc.child.exitCode === null && dump.proc.child.signalCode === null) dump.proc.child.kill('SIGTERM');

@@ -15,8 +15,11 @@ export type DumpTotals = Omit<DumpProgress, 'phase'>;
  * BACKUP_LOCK_WAIT_TIMEOUT naming the relation and who holds it.
  */
 export class DumpWatch {
+  private readonly tag = randomBytes(6).toString('hex');
   /** pg_dump's session name (PGAPPNAME), for finding it on the server. */
-  readonly applicationName = `lifeline-pg_dump-${randomBytes(6).toString('hex')}`;
+  readonly applicationName = `lifeline-pg_dump-${this.tag}`;
+  /** The name of this dump's own sessions (snapshot, COPY): what may be cancelled as ours, pid reuse or not. */
+  readonly sessionName = `lifeline-dump-${this.tag}`;
   readonly stall: StallWatch;
 
   constructor(

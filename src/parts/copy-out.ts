@@ -2,7 +2,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { LifelineError } from '../errors';
-import { classifyPgError, connect, type ResolvedConnection } from '../postgres/connection';
+import { classifyPgError, connect, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { backendPid } from '../postgres/waits';
 
 /**
@@ -29,7 +29,8 @@ export function snapshotLiteral(id: string): string {
  */
 const SESSION_SETTINGS = `SELECT set_config('DateStyle', 'ISO', true), set_config('IntervalStyle', 'postgres', true),
   set_config('extra_float_digits', '3', true), set_config('client_encoding', 'UTF8', true), set_config('row_security', 'off', true),
-  set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true), set_config('lock_timeout', $1, true)`;
+  set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true), set_config('lock_timeout', $1, true),
+  set_config('application_name', $2, false)`;
 
 /** One session reading in the exported snapshot: every part it copies sees exactly what pg_dump sees. */
 export interface SnapshotSession {
@@ -38,13 +39,13 @@ export interface SnapshotSession {
 }
 
 /** Opens a session and imports the snapshot (the exporting transaction must still be open). */
-export async function openSnapshotSession(conn: ResolvedConnection, snapshotId: string, lockWaitSeconds: number): Promise<SnapshotSession> {
+export async function openSnapshotSession(conn: ResolvedConnection, snapshotId: string, lockWaitSeconds: number, applicationName: string): Promise<SnapshotSession> {
   const literal = snapshotLiteral(snapshotId);
   const client = await connect(conn);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET TRANSACTION SNAPSHOT ${literal}`);
-    await client.query(SESSION_SETTINGS, [`${lockWaitSeconds}s`]);
+    await client.query(SESSION_SETTINGS, [`${lockWaitSeconds}s`, applicationName]);
   } catch (err) {
     closeSession({ client }, { now: true });
     throw classifyPgError(err, conn.label);
@@ -70,11 +71,15 @@ export function closeSession(session: Pick<SnapshotSession, 'client'>, options: 
 export class SnapshotSessions {
   private readonly idle: SnapshotSession[] = [];
   private readonly open = new Set<SnapshotSession>();
+  /** Every session opened, closed or not: a backend may outlive its closed socket while it waits on a lock. */
+  readonly opened: number[] = [];
 
   constructor(
     private readonly conn: ResolvedConnection,
     private readonly snapshotId: string,
     private readonly lockWaitSeconds: number,
+    /** application_name of the sessions: the dump's own, found (and cancelled) by it. */
+    private readonly applicationName: string,
   ) {}
 
   /** Backend pids of the open sessions: the stall watch asks the server what they wait on. */
@@ -104,8 +109,9 @@ export class SnapshotSessions {
   }
 
   private async add(): Promise<SnapshotSession> {
-    const session = await openSnapshotSession(this.conn, this.snapshotId, this.lockWaitSeconds);
+    const session = await openSnapshotSession(this.conn, this.snapshotId, this.lockWaitSeconds, this.applicationName);
     this.open.add(session);
+    if (session.pid !== undefined) this.opened.push(session.pid);
     return session;
   }
 }
@@ -118,6 +124,18 @@ export class RowCounter extends Transform {
     for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) this.rows++;
     done(null, chunk);
   }
+}
+
+/**
+ * Cancels whatever the given backends still run, if they are this dump's (by application_name: a
+ * pid reused by someone else's session is left alone). A backend blocked on a lock does not notice
+ * its client is gone; cancelled, it does, and ends.
+ */
+export async function cancelOwnSessions(conn: ResolvedConnection, pids: number[], applicationName: string): Promise<void> {
+  if (pids.length === 0) return;
+  await withConnection(conn, (client) =>
+    client.query('SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[]) AND application_name OPERATOR(pg_catalog.=) $2', [pids, applicationName]),
+  ).catch(() => undefined);
 }
 
 /** `COPY … TO STDOUT` on the session, as a stream of the COPY text. */

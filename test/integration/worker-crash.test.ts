@@ -8,6 +8,7 @@ import pg from 'pg';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
 import { keyringFor } from '../../src/crypto/keys';
+import { storedObjects } from '../../src/parts/parts-of';
 import { waitFor } from '../../src/infra/net';
 import { connectTemporal } from '../../src/temporal/client';
 import { stopProcess } from '../../src/infra/server-process';
@@ -33,6 +34,12 @@ async function lockTable(url: string, table: string): Promise<pg.Client> {
   await locker.query('BEGIN');
   await locker.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
   return locker;
+}
+
+/** Sessions of a database waiting for a lock; asked on a connection of its own (inside the locker's transaction pg_stat_activity is a snapshot). */
+async function lockWaiters(servers: TestServers, database: string): Promise<number> {
+  const [row] = await servers.cluster.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = '${database}' AND wait_event_type = 'Lock'`);
+  return row!.n;
 }
 
 /** Temporary files in a database's repository folder. */
@@ -88,12 +95,8 @@ describe('a worker killed in the middle of a dump', () => {
     });
 
     const folder = path.join(ctx.setup.env.BACKUP_DIR!, 'it_crash');
-    await waitFor('the dump to be under way', async () => partialFiles(folder).length > 0, 60_000);
-    // Asked on a connection of its own: inside the locker's transaction pg_stat_activity is a snapshot.
-    await waitFor('pg_dump or the row count to wait on the lock', async () => {
-      const [row] = await ctx.servers.cluster.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'it_crash' AND wait_event_type = 'Lock'`);
-      return row!.n >= 1;
-    }, 30_000);
+    // Under way: a session of the dump (the snapshot's, taking its tables' locks) waits on the lock.
+    await waitFor('the dump to wait on the lock', async () => (await lockWaiters(ctx.servers, 'it_crash')) >= 1, 60_000);
 
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
@@ -111,7 +114,7 @@ describe('a worker killed in the middle of a dump', () => {
     const manifests = await catalogFor(db).list('it_crash');
     assert.deepEqual(manifests.map((m) => m.id), [result.backupId]);
     const files = readdirSync(folder).sort();
-    assert.deepEqual(files, [`${result.backupId}.dump.zst.enc`, `${result.backupId}.manifest.json`]);
+    assert.deepEqual(files, [...storedObjects(manifests[0]!).map((o) => path.basename(o.key)), `${result.backupId}.manifest.json`].sort());
     await verifyBackup(localStorageFor(db), manifests[0]!, keyringFor(ctx.setup.config));
   });
 });
@@ -141,12 +144,13 @@ describe('a worker stopped with SIGTERM in the middle of a dump', () => {
             return false;
           }
         }).length;
-    await waitFor('the dump to be under way', async () => partialFiles(folder).length > 0 && (await dumps()) > 0, 60_000);
+    await waitFor('the dump to wait on the lock', async () => (await lockWaiters(ctx.servers, 'it_term')) >= 1, 60_000);
 
     const exited = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
     worker.kill('SIGTERM');
     assert.equal(await exited, 0, 'the worker shuts down cleanly');
     await waitFor('pg_dump to be gone', async () => (await dumps()) === 0, 10_000);
+    await waitFor('the dump\'s sessions to be gone', async () => (await lockWaiters(ctx.servers, 'it_term')) === 0, 10_000);
     assert.deepEqual(partialFiles(folder), []);
   });
 });
