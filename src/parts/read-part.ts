@@ -47,7 +47,11 @@ export async function openPart(storage: BackupStorage, record: Pick<DumpRecord, 
  * the data key itself was already proven by the manifest's MAC.
  */
 export function partFailure(err: unknown, where: string): unknown {
-  if (!(err instanceof LifelineError)) return err;
+  // Anything else (zstd refusing its input, a storage read failing) is named too, its retryability kept.
+  if (!(err instanceof LifelineError)) {
+    if (!(err instanceof Error) || err.name === 'AbortError') return err;
+    return new LifelineError('PartReadFailed', `${where}: ${err.message}`, { retryable: true, cause: err });
+  }
   if (err.code === 'WrongKey') return new IntegrityError(`${where} is not that part: it was written for another part or backup (its key commitment differs)`);
   if (err.code === 'IntegrityError' && !err.message.includes(where)) return new IntegrityError(`${where}: ${err.message}`, err.hint, err.details);
   return err;
