@@ -123,22 +123,57 @@ function planTables(record: PartsRecord, toc: readonly TocEntry[], where: string
   return { toc: withTableData(toc, loads.map((l) => l.entry)), loads };
 }
 
+/** Bytes of a table's rows per archive chunk: fixed, so the same backup always gives the same archive. */
+const CHUNK_BYTES = 128 * 1024;
+
+/** Cuts a stream of any chunking into data chunks of exactly CHUNK_BYTES (the last one shorter). */
+class FixedChunks {
+  private pieces: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly sink: Sink,
+    private readonly header: ArchiveHeader,
+  ) {}
+
+  async push(data: Buffer): Promise<void> {
+    for (let at = 0; at < data.length; ) {
+      const take = Math.min(CHUNK_BYTES - this.size, data.length - at);
+      this.pieces.push(data.subarray(at, at + take));
+      this.size += take;
+      at += take;
+      if (this.size === CHUNK_BYTES) await this.flush();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (!this.size) return;
+    const chunk = Buffer.concat(this.pieces, this.size);
+    this.pieces = [];
+    this.size = 0;
+    for (const piece of dataChunks(this.header, chunk, CHUNK_BYTES)) await this.sink.write(piece);
+  }
+}
+
 /** One table's TABLE DATA block: the rows of its parts, in order, each checked against the manifest. */
 async function writeTableData(sink: Sink, header: ArchiveHeader, load: TableToLoad, open: (part: PartRecord) => ReturnType<typeof openPart>, blockAt: Map<number, number>): Promise<void> {
   blockAt.set(load.entry.dumpId, sink.bytes);
   await sink.write(blockStart(header, load.entry.dumpId));
+  const chunks = new FixedChunks(sink, header);
   for (const part of load.parts) {
     const chain = await open(part);
     try {
       const [source, stored, decrypt, decompress, raw] = chain.stages;
       await pipeline(source, stored, decrypt, decompress, raw, async (rows: AsyncIterable<Buffer>) => {
-        for await (const chunk of rows) for (const piece of dataChunks(header, chunk)) await sink.write(piece);
+        for await (const chunk of rows) await chunks.push(chunk);
       });
     } catch (err) {
       throw partFailure(err, chain.where);
     }
     checkPart(chain, part);
   }
+  await chunks.flush();
+  // pg_dump (14 to 17) ends the COPY data with an end-of-data line, as a chunk of its own.
   for (const piece of dataChunks(header, COPY_END_MARKER)) await sink.write(piece);
   await sink.write(blockEnd(header));
 }

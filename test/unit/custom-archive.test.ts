@@ -234,6 +234,7 @@ describe('pg_dump custom archives: read, extend with table parts, write', () => 
 
   it("gives pg_dump's TOC: each table's TABLE DATA entry where pg_dump puts it, found by OID", async () => {
     const { bytes } = await assemble();
+    assert.ok((await assemble()).bytes.equals(bytes), 'the same backup always gives the same archive');
     const ours = await parse(bytes);
     const theirs = await parse(full);
     const shape = (e: TocEntry) => [e.desc, e.section, e.catalogTableOid, e.catalogOid, e.namespace, e.tag, e.owner, e.defn, e.dropStmt, e.hadDumper, e.dataState, e.tablespace, e.tableam, e.withOids];
