@@ -30,6 +30,7 @@ import {
   readToc,
   blockBody,
   blockStart,
+  copyStatement,
   type ArchiveHeader,
   type TocEntry,
 } from '../../src/parts/custom-archive';
@@ -304,6 +305,52 @@ describe('pg_dump custom archives: read, extend with table parts, write', () => 
     await cluster.sql('CREATE DATABASE ca_jobs');
     await run(pgTool('pg_restore'), ['-j', '2', '--exit-on-error', `--dbname=${cluster.adminUrl('ca_jobs')}`, file]);
     assert.deepEqual(await contentOf(cluster.adminUrl('ca_jobs')), await contentOf(url));
+  });
+
+  it('a database in another encoding: its rows (COPY text in UTF-8) load with ENCODING, non-ASCII names are refused', async () => {
+    assert.equal(copyStatement({ schema: 'public', name: 't', columns: ['a'] }, 'UTF8'), 'COPY "public"."t" ("a") FROM stdin;\n');
+    assert.equal(copyStatement({ schema: 'public', name: 't', columns: [] }, 'SQL_ASCII'), 'COPY "public"."t" FROM stdin;\n');
+    assert.throws(() => copyStatement({ schema: 'public', name: 'tè', columns: ['a'] }, 'LATIN1'), /non-ASCII names in a database whose encoding is LATIN1/);
+
+    await cluster.sql(`CREATE DATABASE ca_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`);
+    const latin1 = cluster.adminUrl('ca_latin1');
+    await cluster.sql(`CREATE TABLE public.words (id int PRIMARY KEY, w text); INSERT INTO public.words VALUES (1, 'café'), (2, 'naïve ßü'), (3, NULL)`, 'ca_latin1');
+    const archive = await pgDump(latin1, ['--exclude-table-data', '"public"."words"']);
+    const latinId = 'ca_latin1_backup_20261128_000000';
+    const object = { storage: 'local', key: dataKey('ca_latin1', latinId, 'zst') };
+    const compression = { algorithm: 'zstd' as const, level: 3, threads: 1 };
+    const write = async (name: string, key: string, source: Readable) => {
+      const w = await new PartWriter({ storage, key, backupId: latinId, name, dataKey: dataKeyBytes, compression }).write([source], new AbortController().signal);
+      return { rawBytes: w.rawBytes, storedBytes: w.storedBytes, sha256: w.sha256, rawSha256: w.rawSha256 };
+    };
+    const client = new pg.Client({ connectionString: latin1 }); // node-postgres: client_encoding UTF8, as the dump's COPY sessions
+    await client.connect();
+    let rec;
+    try {
+      const [{ oid }] = (await client.query<{ oid: number }>(`SELECT 'public.words'::regclass::oid::int AS oid`)).rows as [{ oid: number }];
+      const table: TableCount = { schema: 'public', name: 'words', kind: 'table', rows: 3, oid, columns: ['id', 'w'] };
+      const rows = await write(tablePartName(oid, 0), partObjectKey('ca_latin1', latinId, tablePartName(oid, 0), 'zst'), client.query(copyTo(copyToSql(table))));
+      rec = {
+        id: latinId,
+        object,
+        compression: { algorithm: 'zstd' as const, level: 3 },
+        tables: [table],
+        parts: [
+          { name: ARCHIVE_PART, kind: 'archive' as const, ...(await write(ARCHIVE_PART, object.key, Readable.from([archive]))) },
+          { name: tablePartName(oid, 0), kind: 'table-data' as const, tableOid: oid, rows: 3, ...rows },
+        ],
+      };
+    } finally {
+      await client.end();
+    }
+    const out = new Collect();
+    await writeArchiveFromParts(storage, rec, dataKeyBytes, out);
+    const file = path.join(dir, 'latin1.dump');
+    writeFileSync(file, Buffer.concat(out.chunks));
+    assert.match((await script(file)).replace(/\n/g, ' '), /SET client_encoding = 'LATIN1'/);
+    await cluster.sql(`CREATE DATABASE ca_latin1_copy ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`);
+    await run(pgTool('pg_restore'), ['--exit-on-error', `--dbname=${cluster.adminUrl('ca_latin1_copy')}`, file]);
+    assert.deepEqual(await cluster.sql('SELECT id, w FROM public.words ORDER BY id', 'ca_latin1_copy'), await cluster.sql('SELECT id, w FROM public.words ORDER BY id', 'ca_latin1'));
   });
 
   it('a damaged, missing or swapped part fails naming it', async () => {
