@@ -5,7 +5,7 @@ import type { DumpRecord } from '../catalog/manifest';
 import { runPipeline } from '../pipeline/run';
 import { LocalStorage } from '../storage/local';
 import type { BackupStorage } from '../storage/storage';
-import { copyFromSql } from './copy-sql';
+import { copyFromSql, qualifiedIdent } from './copy-sql';
 import type { PartRecord } from './part-record';
 import { checkPart, openPart, partFailure } from './read-part';
 
@@ -48,7 +48,11 @@ export async function writePartFiles(storage: BackupStorage, record: PartsRecord
         kind: part.kind,
         bytes: part.rawBytes,
         sha256: part.rawSha256,
-        ...(table && { table: { schema: table.schema, name: table.name, oid: table.oid, columns: table.columns }, rows: part.rows, load: `${copyFromSql(table)};` }),
+        ...(table && {
+          table: { schema: table.schema, name: table.name, oid: table.oid, columns: table.columns },
+          rows: part.rows,
+          load: table.columns?.length ? `${copyFromSql(table)};` : `COPY ${qualifiedIdent(table)} FROM STDIN;`,
+        }),
       });
     }
     await files.putIfAbsent('index.json', Buffer.from(JSON.stringify({ backup: record.id, parts: index }, null, 2) + '\n'));
