@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
 import { keyringFor } from '../../src/crypto/keys';
+import { storedObjects } from '../../src/parts/parts-of';
 import { waitFor } from '../../src/infra/net';
 import { BACKUP_WORKFLOW_TYPE, progressQuery } from '../../workflows/definitions';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
@@ -96,6 +97,7 @@ describe('a backup cancelled while it replicates', () => {
     const manifests = await catalogFor(db).list('cx_source');
     assert.deepEqual(manifests.map((m) => m.id), [backupId]);
     await verifyBackup(localStorageFor(db), manifests[0]!, keyringFor(setup.config));
-    assert.deepEqual(readdirSync(path.join(setup.env.BACKUP_DIR!, 'cx_source')).sort(), [`${backupId}.dump.zst.enc`, `${backupId}.manifest.json`]);
+    const stored = storedObjects(manifests[0]!).map((o) => path.basename(o.key));
+    assert.deepEqual(readdirSync(path.join(setup.env.BACKUP_DIR!, 'cx_source')).sort(), [...stored, `${backupId}.manifest.json`].sort());
   });
 });
