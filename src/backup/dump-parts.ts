@@ -139,7 +139,7 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
     await runPool([dumpArchive, copyTables, takeStock], 3, (task, signal) => task(signal), watch.signal);
 
     const globals = writer(GLOBALS_PART, partObjectKey(db.name, id, GLOBALS_PART, ext));
-    const globalsJson = Buffer.from(JSON.stringify(await captureGlobals(client).catch((err) => Promise.reject(classifyPgError(err, conn.label)))));
+    const globalsJson = Buffer.from(JSON.stringify(await captureGlobals(client).catch((err) => Promise.reject(named(err, 'reading the roles and tablespaces the database uses (globals part)', conn.label)))));
     const globalsPart = await stored(globals, globals.write([Readable.from([globalsJson])], watch.signal));
     hooks.onProgress?.({ phase: 'storing', ...totals() });
 
@@ -241,11 +241,16 @@ function recordOf(p: WrittenPart): Pick<PartRecord, 'rawBytes' | 'storedBytes' |
   return { rawBytes: p.rawBytes, storedBytes: p.storedBytes, sha256: p.sha256, rawSha256: p.rawSha256 };
 }
 
-/** A part that failed, named: which table, which part, what went wrong (code, retryability and hint kept). */
-function partError(err: unknown, part: PlannedPart, label: string): unknown {
-  const classified = err instanceof LifelineError ? err : classifyPgError(err, label);
+/** A part that failed, named: which table, which part, what went wrong. */
+function partError(err: unknown, part: PlannedPart, label: string): LifelineError {
   const range = part.range ? `, blocks ${part.range.fromBlock}–${part.range.toBlock ?? 'end'}` : '';
-  return new LifelineError(classified.code, `copying the rows of ${qualifiedName(part.table)} (part ${part.name}${range}) failed: ${classified.message}`, {
+  return named(err, `copying the rows of ${qualifiedName(part.table)} (part ${part.name}${range})`, label);
+}
+
+/** An error that says which step failed, keeping its code, retryability and hint. */
+function named(err: unknown, what: string, label: string): LifelineError {
+  const classified = err instanceof LifelineError ? err : classifyPgError(err, label);
+  return new LifelineError(classified.code, `${what} failed: ${classified.message}`, {
     retryable: classified.retryable,
     hint: classified.hint,
     cause: err,
