@@ -11,7 +11,7 @@ import { quoteIdent, resolveConnection, type ResolvedConnection } from '../postg
 import { runPgRestore } from '../postgres/pg-restore';
 import { diagnoseSessions } from '../postgres/waits';
 import { StallWatch } from '../pipeline/stall';
-import { restoreParts } from './parallel-restore';
+import { restoreParts, type PartsRestore } from './parallel-restore';
 import { forceGuardRefusal, identityDigest, systemIdentifier } from './server-identity';
 
 export interface ScratchRestore {
@@ -28,6 +28,8 @@ export interface ScratchRestore {
    * where a restore onto another server creates the roles the backup's objects name (--with-globals).
    */
   beforeRestore?: (scratch: ResolvedConnection, signal?: AbortSignal) => Promise<void>;
+  /** A parts backup's restore phases as they end (benchmarks print them). */
+  onPhase?: PartsRestore['onPhase'];
 }
 
 /**
@@ -58,6 +60,7 @@ export async function restoreIntoScratch(config: LifelineConfig, r: ScratchResto
         stallSeconds: config.timeouts.stallSeconds,
         signal: r.signal,
         onProgress: r.onProgress,
+        onPhase: r.onPhase,
       });
     } finally {
       dataKey.fill(0);

@@ -13,7 +13,7 @@ import { checkPart, openPart, partFailure, type PartReadChain } from '../parts/r
 import type { Meter } from '../pipeline/meter';
 import { runPipeline } from '../pipeline/run';
 import { StallWatch } from '../pipeline/stall';
-import { classifyPgError, connect, type ResolvedConnection } from '../postgres/connection';
+import { classifyPgError, connect, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { runPgRestore } from '../postgres/pg-restore';
 import { parseTocEntries, pgRestoreListSink, type TocEntry } from '../postgres/pg-restore-list';
 import { diagnoseSessions } from '../postgres/waits';
@@ -40,7 +40,11 @@ export interface PartsRestore {
   onProgress?: (storedBytes: number) => void;
   /** Names every session of this restore on the server (pg_restore's and the COPY ones), so that a stall can be diagnosed. */
   applicationName?: string;
+  /** Each phase's duration as it ends (benchmarks print them). */
+  onPhase?: (phase: RestorePhase, ms: number) => void;
 }
+
+export type RestorePhase = 'pre-data' | 'data' | 'indexes' | 'post-data';
 
 /**
  * Settings of the sessions that load table parts. The database is a scratch copy that is swapped
@@ -94,8 +98,13 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
     return chain;
   };
   const work = await fs.mkdtemp(path.join(tmpdir(), 'lifeline-restore-'));
-  const steps = { open, archive, applicationName, work, r };
+  const steps: Steps = { open, archive, applicationName, work, r, conn: r.conn };
   try {
+    let phaseStarted = Date.now();
+    const phaseDone = (phase: RestorePhase) => {
+      r.onPhase?.(phase, Date.now() - phaseStarted);
+      phaseStarted = Date.now();
+    };
     let toc: TocEntry[] = [];
     let postData: number[] = [];
     await all(watch.signal, [
@@ -103,15 +112,20 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
       async (signal) => void (toc = parseTocEntries(await listArchive(steps, ['--verbose'], signal))),
       async (signal) => void (postData = parseTocEntries(await listArchive(steps, ['--section=post-data'], signal)).map((e) => e.dumpId)),
     ]);
+    phaseDone('pre-data');
     if (!r.schemaOnly) {
       // Largest first, so that the long loads start early; the archive's data section is one more lane.
       const loads: Array<PartRecord> = (r.record.parts ?? []).filter((p) => p.kind === 'table-data' || p.kind === 'archive');
       loads.sort((a, b) => b.rawBytes - a.rawBytes);
       await runPool(loads, r.jobs, (part, signal) => (part.kind === 'archive' ? restoreArchive(steps, { section: 'data' }, signal) : loadTablePart(steps, part, signal)), watch.signal);
     }
+    phaseDone('data');
     const plan = planPostData(toc, postData, r.record, r.jobs);
+    steps.conn = await withBuildMemory(r.conn);
     await runPool(plan.batches, r.jobs, (ids, signal) => restoreArchive(steps, { ids }, signal), watch.signal);
+    phaseDone('indexes');
     if (plan.rest.length) await restoreArchive(steps, { ids: plan.rest }, watch.signal);
+    phaseDone('post-data');
   } catch (err) {
     throw watch.reason(err);
   } finally {
@@ -127,6 +141,28 @@ interface Steps {
   /** A private (0700) folder for `-L` lists. */
   work: string;
   r: PartsRestore;
+  /** Where pg_restore runs connect: post-data runs get more memory to sort with (withBuildMemory). */
+  conn: ResolvedConnection;
+}
+
+/** What an index build or a foreign key check may use, at least (per pg_restore run, `jobs` at a time). */
+const BUILD_MEMORY = { maintenance_work_mem: 256 * 1024, work_mem: 64 * 1024 } as const;
+
+/**
+ * The connection for post-data runs: maintenance_work_mem and work_mem raised to BUILD_MEMORY where
+ * the server's own settings are lower (never lowered). Measured on a 3-million-row table: an index
+ * built a third faster than with the default 64 MB (sorted in memory, and parallel workers each get
+ * their 32 MB), a foreign key checked faster too. The server holds `jobs` times this while indexes
+ * build. Settings of the URL's `options` come after, and win.
+ */
+async function withBuildMemory(conn: ResolvedConnection): Promise<ResolvedConnection> {
+  const settings = await withConnection(conn, async (client) =>
+    (await client.query<{ name: string; kb: string }>(`SELECT name, setting AS kb FROM pg_catalog.pg_settings WHERE name = ANY($1) AND unit = 'kB'`, [Object.keys(BUILD_MEMORY)])).rows,
+  );
+  const raised = Object.entries(BUILD_MEMORY)
+    .filter(([name, kb]) => Number(settings.find((s) => s.name === name)?.kb ?? 0) < kb)
+    .map(([name, kb]) => `-c ${name}=${kb}kB`);
+  return raised.length ? { ...conn, options: [...raised, conn.options].filter(Boolean).join(' ') } : conn;
 }
 
 /** Runs the tasks together; the first failure stops the others (runPool with one lane each). */
@@ -154,7 +190,7 @@ async function restoreArchive(s: Steps, what: { section: 'pre-data' | 'data' } |
   try {
     // --schema-only besides a section: large objects count as data, so none is created empty (as in a single-stream restore).
     const only = s.r.schemaOnly ? ['--schema-only'] : [];
-    await runPgRestore({ conn: s.r.conn, args: [...s.r.pgRestoreArgs, ...only, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
+    await runPgRestore({ conn: s.conn, args: [...s.r.pgRestoreArgs, ...only, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
   } catch (err) {
     throw partFailure(err, chain.where);
   }
