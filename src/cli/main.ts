@@ -97,6 +97,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // A command whose work never settles (a stream that neither ends nor fails) must not look like success.
+  process.exitCode = 1;
+  process.once('beforeExit', () => process.stderr.write('lifeline: the command stopped before it finished (nothing left to wait on); treat its result as failed\n'));
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
