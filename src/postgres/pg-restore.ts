@@ -1,3 +1,6 @@
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { LifelineError } from '../errors';
 import { feedAndWait, processInput, spawnChild } from '../pipeline/child-process';
 import { runPipeline, type Stage } from '../pipeline/run';
@@ -20,11 +23,27 @@ export interface PgRestoreRun {
   signal?: AbortSignal;
   /** Names pg_restore's session on the server (PGAPPNAME), so that a stalled restore can be diagnosed. */
   applicationName?: string;
+  /** Restores only these entries, in this order (`--use-list`, a private temporary file of these numbers only). */
+  dumpIds?: number[];
 }
 
 /** Runs pg_restore into `conn`'s database; fails with its stderr. */
 export async function runPgRestore(run: PgRestoreRun): Promise<void> {
-  const args = [...run.args, '--exit-on-error', '--no-password', `--dbname=${run.conn.safeUrl}`];
+  if (!run.dumpIds) return restore(run, []);
+  // pg_restore reads the number at the start of each line of a list, and restores in the list's order.
+  // A file, not a pipe: Node's child pipes are sockets, which /dev/fd cannot open.
+  const folder = await fs.mkdtemp(path.join(tmpdir(), 'lifeline-pg_restore-'));
+  try {
+    const list = path.join(folder, 'list');
+    await fs.writeFile(list, run.dumpIds.map((id) => `${id}\n`).join(''), { mode: 0o600, flag: 'wx' });
+    return await restore(run, [`--use-list=${list}`]);
+  } finally {
+    await fs.rm(folder, { recursive: true, force: true });
+  }
+}
+
+async function restore(run: PgRestoreRun, extra: string[]): Promise<void> {
+  const args = [...run.args, ...extra, '--exit-on-error', '--no-password', `--dbname=${run.conn.safeUrl}`];
   if (typeof run.input === 'string') args.push(run.input);
   const proc = spawnChild(pgTool('pg_restore'), args, {
     env: { ...sessionEnv(run.conn), ...(run.applicationName && { PGAPPNAME: run.applicationName }) },

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { DumpRecord } from '../catalog/manifest';
@@ -72,9 +69,9 @@ const LOAD_SESSION_SQL = [
  *   (c) the indexes and primary/unique keys in batches over `jobs` `pg_restore -L` runs, largest
  *       tables first, then every other post-data entry (foreign keys, triggers, …) in one run.
  * Schema-only: (a) and (c). Every part streams from storage through decryption into PostgreSQL;
- * nothing plain touches the disk (the `-L` lists hold dump ids only). pg_restore cannot seek in a
- * stream and refuses `-j` on one, so each run reads the (small) archive part again; runs that
- * need only the schema stop reading once pg_restore is done.
+ * nothing touches the disk (the `-L` lists of dump ids reach pg_restore through a pipe). pg_restore
+ * cannot seek in a stream and refuses `-j` on one, so each run reads the (small) archive part again;
+ * runs that need only the schema stop reading once pg_restore is done.
  */
 export async function restoreParts(r: PartsRestore): Promise<void> {
   const archive = r.record.parts?.find((p) => p.kind === 'archive');
@@ -97,8 +94,7 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
     meters.push(chain.stored);
     return chain;
   };
-  const work = await fs.mkdtemp(path.join(tmpdir(), 'lifeline-restore-'));
-  const steps: Steps = { open, archive, applicationName, work, r, conn: r.conn };
+  const steps: Steps = { open, archive, applicationName, r, conn: r.conn };
   try {
     let phaseStarted = Date.now();
     const phaseDone = (phase: RestorePhase) => {
@@ -130,7 +126,6 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
     throw watch.reason(err);
   } finally {
     watch.stop();
-    await fs.rm(work, { recursive: true, force: true });
   }
 }
 
@@ -138,8 +133,6 @@ interface Steps {
   open: (part: PartRecord) => Promise<PartReadChain>;
   archive: PartRecord;
   applicationName: string;
-  /** A private (0700) folder for `-L` lists. */
-  work: string;
   r: PartsRestore;
   /** Where pg_restore runs connect: post-data runs get more memory to sort with (withBuildMemory). */
   conn: ResolvedConnection;
@@ -171,30 +164,21 @@ function all(signal: AbortSignal, tasks: Array<(signal: AbortSignal) => Promise<
 }
 
 /**
- * One pg_restore run fed the archive part: a section, or the entries of a list of dump ids (a file
- * of those numbers: pg_restore reads the one at the start of each line, and restores in the list's
- * order). Section runs read the whole part and check it against the manifest; list runs (schema
- * entries only) stop reading once pg_restore is done.
+ * One pg_restore run fed the archive part: a section, or a list of dump ids. Section runs read the
+ * whole part and check it against the manifest; list runs (schema entries only) stop reading once
+ * pg_restore is done.
  */
 async function restoreArchive(s: Steps, what: { section: 'pre-data' | 'data' } | { ids: number[] }, signal: AbortSignal): Promise<void> {
-  let args: string[];
-  if ('ids' in what) {
-    const file = path.join(s.work, `list-${randomBytes(6).toString('hex')}`);
-    await fs.writeFile(file, what.ids.map((id) => `${id}\n`).join(''), { mode: 0o600, flag: 'wx' });
-    args = [`--use-list=${file}`];
-  } else {
-    args = [`--section=${what.section}`];
-  }
-  const afterExit = 'ids' in what ? 'stop' : 'drain';
+  const lists = 'ids' in what;
   const chain = await s.open(s.archive);
   try {
     // --schema-only besides a section: large objects count as data, so none is created empty (as in a single-stream restore).
-    const only = s.r.schemaOnly ? ['--schema-only'] : [];
-    await runPgRestore({ conn: s.conn, args: [...s.r.pgRestoreArgs, ...only, ...args], input: chain.stages, afterExit, signal, applicationName: s.applicationName });
+    const args = [...s.r.pgRestoreArgs, ...(s.r.schemaOnly ? ['--schema-only'] : []), ...(lists ? [] : [`--section=${what.section}`])];
+    await runPgRestore({ conn: s.conn, args, dumpIds: lists ? what.ids : undefined, input: chain.stages, afterExit: lists ? 'stop' : 'drain', signal, applicationName: s.applicationName });
   } catch (err) {
     throw partFailure(err, chain.where);
   }
-  if (afterExit === 'drain') checkPart(chain, s.archive);
+  if (!lists) checkPart(chain, s.archive);
 }
 
 /** The archive's `pg_restore --list` output; reading stops once pg_restore has printed it (pg_dump writes the table of contents first). */
