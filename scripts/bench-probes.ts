@@ -87,7 +87,7 @@ export class DiskSampler {
   private readonly kind = new Map<string, 'encrypted' | 'unencrypted'>();
   /** Unencrypted files and their sizes at the first sample: only what appears or grows later is reported. */
   private baseline?: Map<string, number>;
-  private readonly grown = new Set<string>();
+  private readonly grown = new Map<string, number>();
 
   constructor(private readonly folders: string[]) {}
 
@@ -111,9 +111,9 @@ export class DiskSampler {
     }
   }
 
-  /** Unencrypted files that appeared or grew after the first sample. */
-  get unencryptedFiles(): string[] {
-    return [...this.grown];
+  /** Unencrypted files that appeared or grew after the first sample, with the largest size seen. */
+  get unencryptedFiles(): Map<string, number> {
+    return this.grown;
   }
 
   async sample(): Promise<DiskSample> {
@@ -142,7 +142,7 @@ export class DiskSampler {
           if ((await this.classify(file, st.ino, st.size)) === 'unencrypted') {
             sum.unencrypted += st.size;
             if (first) baseline.set(file, st.size);
-            else if (st.size > (baseline.get(file) ?? 0)) this.grown.add(file);
+            else if (st.size > (baseline.get(file) ?? 0)) this.grown.set(file, Math.max(st.size, this.grown.get(file) ?? 0));
           }
         }
       }
@@ -163,7 +163,8 @@ export interface PhaseUsage {
   /** Growth at the end: what the phase left (a backup's stored objects). */
   diskEndGrowth: number;
   unencryptedPeak: number;
-  unencryptedFiles: string[];
+  /** Folder → how many unencrypted files appeared or grew in it, and their largest sizes summed. */
+  unencryptedFiles: Map<string, { files: number; bytes: number }>;
   written: number;
   /** Share of all CPUs busy (user, system, irq, steal) and waiting for I/O. */
   cpuBusy: number;
@@ -171,6 +172,15 @@ export interface PhaseUsage {
 }
 
 const SAMPLE_MS = 200;
+
+function byFolder(files: Map<string, number>): PhaseUsage['unencryptedFiles'] {
+  const folders: PhaseUsage['unencryptedFiles'] = new Map();
+  for (const [file, size] of files) {
+    const f = folders.get(path.dirname(file)) ?? { files: 0, bytes: 0 };
+    folders.set(path.dirname(file), { files: f.files + 1, bytes: f.bytes + size });
+  }
+  return folders;
+}
 
 /** Starts watching the worker `pid` and the folders; stop() returns what the phase used. */
 export async function watchPhase(pid: number, folders: string[]): Promise<{ stop(): Promise<PhaseUsage> }> {
@@ -211,7 +221,7 @@ export async function watchPhase(pid: number, folders: string[]): Promise<{ stop
         diskPeakGrowth: Math.max(diskPeak, end.total - before.total),
         diskEndGrowth: end.total - before.total,
         unencryptedPeak: Math.max(unencryptedPeak, end.unencrypted - before.unencrypted),
-        unencryptedFiles: disk.unencryptedFiles,
+        unencryptedFiles: byFolder(disk.unencryptedFiles),
         written: bytesWrittenBy(pid) - written,
         cpuBusy: (span - (cpuNow.idle - cpu.idle) - (cpuNow.iowait - cpu.iowait)) / span,
         cpuIowait: (cpuNow.iowait - cpu.iowait) / span,

@@ -42,7 +42,13 @@ export const percent = (v: Values) => (v.length ? `${range(v.map((x) => x * 100)
 export const times = (v: Values) => (v.length ? `${range(v, (x) => x.toFixed(2))}×` : '—');
 export const minutes = (v: Values) => (v.length ? `${range(v.map((ms) => ms / 60_000), (m) => m.toFixed(1))} min` : '—');
 export const count = (v: Values) => range(v, (n) => n.toLocaleString('en'));
-export const bytes = (v: Values) => (v.length && Math.max(...v) === 0 ? '0 B' : mib(v));
+/** Sizes that may be small (extra disk, unencrypted bytes): in B, KiB or MiB by the largest value. */
+export const bytes = (v: Values) => {
+  if (!v.length) return '—';
+  const top = Math.max(...v);
+  const [unit, div] = top >= MiB ? ['MiB', MiB] : top >= 1024 ? ['KiB', 1024] : ['B', 1];
+  return `${range(v.map((b) => b / div), (n) => n.toFixed(div === 1 ? 0 : 1))} ${unit}`;
+};
 
 /** a[i] / b[i] for each repeat (b may hold one value for all). */
 export function ratios(a: Values, b: Values): Values {

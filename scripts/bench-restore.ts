@@ -106,7 +106,7 @@ async function main() {
     put(`${prefix}UnencryptedPeak`, jobs, u.unencryptedPeak);
     put(`${prefix}Written`, jobs, u.written);
     put(`${prefix}CpuBusy`, jobs, u.cpuBusy);
-    for (const f of u.unencryptedFiles) notes.push(`jobs=${jobs} ${prefix}: unencrypted file seen: ${path.relative(world.work, f)}`);
+    for (const [dir, f] of u.unencryptedFiles) notes.push(`jobs=${jobs} ${prefix}: ${f.files} unencrypted file(s), ${bytes([f.bytes])}, in ${path.relative(world.work, dir)}/`);
   };
   const notes: string[] = [];
   const dropDatabase = (name: string) => sql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -138,6 +138,24 @@ async function main() {
     const schema = path.join(world.work, 'schema.dump');
     await runCommand(pgTool('pg_dump'), ['-Fc', '--schema-only', '-f', schema, `--dbname=${db.url}`]);
     await runCommand(pgTool('pg_restore'), ['--no-owner', `--dbname=${cluster.adminUrl(TABLES_TARGET)}`, schema]);
+
+    /** Runs one phase under watch; the watch stops whatever happens, and counts only when the phase succeeded. */
+    const measured = async <T>(prefix: string, jobs: number, run: () => Promise<T>): Promise<T> => {
+      const watch = await watchPhase(worker.pid, [world.repo, world.tmp]);
+      let value: T;
+      try {
+        value = await run();
+      } catch (err) {
+        await watch.stop();
+        throw err;
+      }
+      usageOf(prefix, jobs, await watch.stop());
+      return value;
+    };
+    const approve = (handle: WorkflowHandle) => async () => {
+      await handle.signal(approveSignal, { by: 'bench-approver', reason: 'benchmark' });
+      return (await handle.result()) as RestoreWorkflowResult;
+    };
 
     const approved = async (input: Omit<RestoreWorkflowInput, 'database' | 'requestedBy'>, jobs: number) => {
       const handle: WorkflowHandle = await world.client.workflow.start(RESTORE_WORKFLOW_TYPE, {
@@ -174,10 +192,7 @@ async function main() {
         await dropDatabase(RESTORED);
         try {
           const handle = await approved({ mode: 'full', target: RESTORED }, jobs);
-          const watch = await watchPhase(worker.pid, [world.repo, world.tmp]);
-          await handle.signal(approveSignal, { by: 'bench-approver', reason: 'benchmark' });
-          const result = (await handle.result()) as RestoreWorkflowResult;
-          usageOf('full', jobs, await watch.stop());
+          const result = await measured('full', jobs, approve(handle));
           const timeline = await timelineOf(handle);
           const ms = result.rto!.approvalToVerifiedMs;
           put('fullMs', jobs, ms);
@@ -194,10 +209,7 @@ async function main() {
         // ---- --tables public.users into the schema-only database ----
         try {
           const handle = await approved({ mode: 'tables', tables: [SMALL_TABLE], target: TABLES_TARGET }, jobs);
-          const watch = await watchPhase(worker.pid, [world.repo, world.tmp]);
-          await handle.signal(approveSignal, { by: 'bench-approver', reason: 'benchmark' });
-          const result = (await handle.result()) as RestoreWorkflowResult;
-          usageOf('tables', jobs, await watch.stop());
+          const result = await measured('tables', jobs, approve(handle));
           const timeline = await timelineOf(handle);
           put('tablesMs', jobs, result.rto!.approvalToVerifiedMs);
           put('tablesSnapshotStepMs', jobs, stepMs(timeline, 'snapshotTarget'));
@@ -208,13 +220,13 @@ async function main() {
 
         // ---- drill from the offsite destination ----
         try {
-          const watch = await watchPhase(worker.pid, [world.repo, world.tmp]);
-          const report = (await world.client.workflow.execute(DRILL_WORKFLOW_TYPE, {
-            taskQueue: world.taskQueue,
-            workflowId: `bench-drill-${jobs}-${Date.now()}`,
-            args: [{ database: db.name, kind: 'manual', requestedBy: 'bench' }],
-          })) as DrillReport;
-          usageOf('drill', jobs, await watch.stop());
+          const report = await measured('drill', jobs, async () =>
+            (await world.client.workflow.execute(DRILL_WORKFLOW_TYPE, {
+              taskQueue: world.taskQueue,
+              workflowId: `bench-drill-${jobs}-${Date.now()}`,
+              args: [{ database: db.name, kind: 'manual', requestedBy: 'bench' }],
+            })) as DrillReport,
+          );
           put('drillMs', jobs, report.rto.ms);
           for (const s of report.steps) {
             put(`drillStep:${s.name}`, jobs, s.ms);
@@ -280,7 +292,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// Exits when done: an AWS or Temporal client's idle sockets must not keep a finished run waiting.
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

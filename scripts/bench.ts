@@ -126,7 +126,7 @@ async function main() {
         put('written', jobs, usage.written);
         put('cpuBusy', jobs, usage.cpuBusy);
         put('cpuIowait', jobs, usage.cpuIowait);
-        for (const f of usage.unencryptedFiles) notes.push(`jobs=${jobs}: unencrypted file seen: ${path.relative(world.work, f)}`);
+        for (const [dir, f] of usage.unencryptedFiles) notes.push(`jobs=${jobs}: ${f.files} unencrypted file(s), ${bytes([f.bytes])}, in ${path.relative(world.work, dir)}/`);
       }
       await worker.stop();
       for (const x of ratios(get('startToVerifiedMs', jobs), get('floorMs', 'all'))) put('startToVerifiedVsFloor', jobs, x);
@@ -167,7 +167,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// Exits when done: an AWS or Temporal client's idle sockets must not keep a finished run waiting.
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
