@@ -163,7 +163,7 @@ export interface PhaseUsage {
   /** Growth at the end: what the phase left (a backup's stored objects). */
   diskEndGrowth: number;
   unencryptedPeak: number;
-  /** Folder → how many unencrypted files appeared or grew in it, and their largest sizes summed. */
+  /** Folder (mkdtemp suffixes as "*") → how many unencrypted files appeared or grew there, their largest sizes summed. */
   unencryptedFiles: Map<string, { files: number; bytes: number }>;
   written: number;
   /** Share of all CPUs busy (user, system, irq, steal) and waiting for I/O. */
@@ -173,11 +173,15 @@ export interface PhaseUsage {
 
 const SAMPLE_MS = 200;
 
-function byFolder(files: Map<string, number>): PhaseUsage['unencryptedFiles'] {
+/** Groups files by folder, the random mkdtemp suffix (6 characters) of a folder below a watched one written as "*". */
+function byFolder(files: Map<string, number>, watched: string[]): PhaseUsage['unencryptedFiles'] {
   const folders: PhaseUsage['unencryptedFiles'] = new Map();
   for (const [file, size] of files) {
-    const f = folders.get(path.dirname(file)) ?? { files: 0, bytes: 0 };
-    folders.set(path.dirname(file), { files: f.files + 1, bytes: f.bytes + size });
+    const dir = path.dirname(file);
+    const top = watched.find((w) => dir === w || dir.startsWith(w + path.sep)) ?? '';
+    const folder = top + dir.slice(top.length).replace(/-[A-Za-z0-9]{6}(?=\/|$)/g, '-*');
+    const f = folders.get(folder) ?? { files: 0, bytes: 0 };
+    folders.set(folder, { files: f.files + 1, bytes: f.bytes + size });
   }
   return folders;
 }
@@ -221,7 +225,7 @@ export async function watchPhase(pid: number, folders: string[]): Promise<{ stop
         diskPeakGrowth: Math.max(diskPeak, end.total - before.total),
         diskEndGrowth: end.total - before.total,
         unencryptedPeak: Math.max(unencryptedPeak, end.unencrypted - before.unencrypted),
-        unencryptedFiles: byFolder(disk.unencryptedFiles),
+        unencryptedFiles: byFolder(disk.unencryptedFiles, folders),
         written: bytesWrittenBy(pid) - written,
         cpuBusy: (span - (cpuNow.idle - cpu.idle) - (cpuNow.iowait - cpu.iowait)) / span,
         cpuIowait: (cpuNow.iowait - cpu.iowait) / span,
