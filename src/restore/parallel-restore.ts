@@ -69,9 +69,9 @@ const LOAD_SESSION_SQL = [
  *   (c) the indexes and primary/unique keys in batches over `jobs` `pg_restore -L` runs, largest
  *       tables first, then every other post-data entry (foreign keys, triggers, …) in one run.
  * Schema-only: (a) and (c). Every part streams from storage through decryption into PostgreSQL;
- * nothing touches the disk (the `-L` lists of dump ids reach pg_restore through a pipe). pg_restore
- * cannot seek in a stream and refuses `-j` on one, so each run reads the (small) archive part again;
- * runs that need only the schema stop reading once pg_restore is done.
+ * nothing plain touches the disk (the `-L` lists hold dump ids only). pg_restore cannot seek in a
+ * stream and refuses `-j` on one, so each run reads the (small) archive part again; runs that need
+ * only the schema stop reading once pg_restore is done.
  */
 export async function restoreParts(r: PartsRestore): Promise<void> {
   const archive = r.record.parts?.find((p) => p.kind === 'archive');

@@ -4,7 +4,8 @@
  * back every row and every index, key, foreign key, trigger and materialized view; a schema-only
  * restore gives back the schema alone; verification names a part that is missing, swapped,
  * truncated or altered; a drill takes the backup from S3 and restores its parts in parallel; the
- * offsite copy holds every part, each with the manifest's SHA-256, and verifies there.
+ * offsite copy holds every part, each with the manifest's SHA-256, and verifies there. Single-stream
+ * backups keep their own path.
  */
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
@@ -12,13 +13,19 @@ import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { catalogFor, storageNamed } from '../../src/backup/repository';
+import { catalogBackup } from '../../src/backup/catalog-backup';
+import { dumpToRepository } from '../../src/backup/dump';
+import { catalogFor, localStorageFor, storageNamed } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
 import { Catalog } from '../../src/catalog/catalog';
 import type { Manifest } from '../../src/catalog/manifest';
+import { backupId } from '../../src/catalog/naming';
+import { loadConfig } from '../../src/config/load';
 import { keyringFor } from '../../src/crypto/keys';
 import { isParts, partObjectKeyOf, partsOfTable, storedObjects } from '../../src/parts/parts-of';
 import type { PartRecord } from '../../src/parts/part-record';
+import { replicateBackup } from '../../src/replication/replicate';
+import { dropScratch, restoreIntoScratch } from '../../src/restore/full';
 import { LocalStorage } from '../../src/storage/local';
 import {
   BACKUP_WORKFLOW_TYPE,
@@ -30,7 +37,7 @@ import {
   type RestoreWorkflowResult,
 } from '../../workflows/definitions';
 import { contentOf, schemaOf } from '../harness/compare';
-import { query, s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { nextSecond, query, s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker, testClient } from '../harness/worker';
 
@@ -204,5 +211,32 @@ describe('parts format: parallel full and schema-only restores, verification nam
     assert.ok(report.checks.length >= 3 && report.checks.every((c) => c.ok), JSON.stringify(report.checks));
     assert.deepEqual(report.checks.filter((c) => c.name.startsWith('checksum of')).map((c) => c.name), ['checksum of public.transactions_2025', 'checksum of public.accounts']);
     assert.equal(report.scratchDropped, true);
+  });
+
+  it('keeps single-stream backups on their own path: verified, restored in full, replicated and drilled as before', async () => {
+    // The same configuration with BACKUP_FORMAT=stream: what every backup taken before the parts format is.
+    const config = loadConfig({ cwd: setup.dir, env: { ...setup.env, BACKUP_FORMAT: 'stream' } });
+    const db = config.databases[0]!;
+    await nextSecond();
+    const record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
+    assert.equal(record.format, undefined);
+    const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(config), { jobs: 2 });
+    assert.equal(verification.method, 'sha256 + authenticated decryption + pg_restore --list');
+    const stream = await catalogBackup(db, record, verification, 'test', keyringFor(config));
+    await restoreIntoScratch(config, { storage: localStorageFor(db), manifest: stream, target: db, scratch: 'ps_stream_copy', schemaOnly: false });
+    try {
+      assert.deepEqual(await contentOf(admin('ps_stream_copy')), atBackup);
+      assert.deepEqual(await postDataOf(admin('ps_stream_copy')), postDataAtBackup);
+    } finally {
+      await dropScratch(db, 'ps_stream_copy');
+    }
+    assert.equal((await replicateBackup(config, db, stream.id, 'offsite')).status, 'replicated');
+    const report = (await client.workflow.execute(DRILL_WORKFLOW_TYPE, {
+      taskQueue: setup.config.temporal.taskQueue,
+      workflowId: `ps-drill-stream-${Date.now()}`,
+      args: [{ database: 'ps_source', kind: 'manual', requestedBy: 'test' }],
+    })) as DrillReport;
+    assert.equal(report.backup?.backupId, stream.id, 'the newest offsite backup is the single-stream one');
+    assert.equal(report.passed, true, report.failure);
   });
 });
