@@ -132,12 +132,15 @@ async function main() {
     console.log(`pg_dump -Fc -f FILE (setup)                        ${seconds([dumped.ms])}, ${mib([statSync(archive).size])}`);
     console.log(`baseline: pg_restore -j 2 of that file             ${seconds(get('pgRestoreMs', 'all'))}`);
 
-    // ---- the --tables target: the ledger's schema, no rows ----
-    await dropDatabase(TABLES_TARGET);
-    await sql(`CREATE DATABASE ${TABLES_TARGET}`);
+    // ---- the --tables target: the ledger's schema, no rows; made again before each run, so that every
+    // pre-restore snapshot of it is the same ----
     const schema = path.join(world.work, 'schema.dump');
     await runCommand(pgTool('pg_dump'), ['-Fc', '--schema-only', '-f', schema, `--dbname=${db.url}`]);
-    await runCommand(pgTool('pg_restore'), ['--no-owner', `--dbname=${cluster.adminUrl(TABLES_TARGET)}`, schema]);
+    const freshTablesTarget = async () => {
+      await dropDatabase(TABLES_TARGET);
+      await sql(`CREATE DATABASE ${TABLES_TARGET}`);
+      await runCommand(pgTool('pg_restore'), ['--no-owner', `--dbname=${cluster.adminUrl(TABLES_TARGET)}`, schema]);
+    };
 
     /** Runs one phase under watch; the watch stops whatever happens, and counts only when the phase succeeded. */
     const measured = async <T>(prefix: string, jobs: number, run: () => Promise<T>): Promise<T> => {
@@ -207,6 +210,7 @@ async function main() {
         await dropDatabase(RESTORED);
 
         // ---- --tables public.users into the schema-only database ----
+        await freshTablesTarget();
         try {
           const handle = await approved({ mode: 'tables', tables: [SMALL_TABLE], target: TABLES_TARGET }, jobs);
           const result = await measured('tables', jobs, approve(handle));

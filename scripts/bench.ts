@@ -159,7 +159,6 @@ async function main() {
     console.log(`\nResults: ${path.relative(process.cwd(), saveResults(results))}`);
     compareSizes(results, [
       { key: 'workerPeakRss', label: 'worker peak RSS', goal: '≤ 250 MiB at each size, within 10 % of each other' },
-      { key: 'startToVerifiedVsFloor', label: 'start → verified against the floor', goal: '≤ 1.3× at each size' },
     ]);
   } finally {
     await world.close();
