@@ -212,7 +212,13 @@ export async function lockTables(client: pg.Client, tables: Array<Pick<TableDeta
       FOREACH t IN ARRAY ARRAY[${oids.join(',')}]::pg_catalog.oid[] LOOP
         EXECUTE pg_catalog.format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', t::pg_catalog.regclass);
       END LOOP;
-    END $lifeline$`);
+    END $lifeline$`).catch((err: { code?: string; message?: string }) => {
+    if (err.code !== '53200') throw err;
+    throw new LifelineError('TooManyLocks', `locking the ${tables.length} tables of the backup ran out of the server's lock table: ${err.message}`, {
+      cause: err,
+      hint: 'a parts backup holds two ACCESS SHARE locks per table while it runs (its snapshot session\'s and pg_dump\'s): raise max_locks_per_transaction (a server restart), or set BACKUP_FORMAT=stream',
+    });
+  });
 }
 
 /** Row counts from the COPY of each part: a table's are its parts' sum, a partitioned table's its partitions' (recursively). */

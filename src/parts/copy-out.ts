@@ -24,33 +24,46 @@ export function snapshotLiteral(id: string): string {
 /**
  * What a COPY session sets, as pg_dump does for its own: output every server reads back alike
  * (ISO dates, postgres intervals, floats exact, UTF-8 text), and a table under row-level security
- * fails instead of silently giving fewer rows. Transaction-local, no timeouts: the transaction
- * lasts as long as the dump.
+ * fails instead of silently giving fewer rows. No statement or idle timeouts (a part may take
+ * long); lock waits as long as pg_dump's.
  */
-const SESSION_SETTINGS = `SELECT set_config('DateStyle', 'ISO', true), set_config('IntervalStyle', 'postgres', true),
-  set_config('extra_float_digits', '3', true), set_config('client_encoding', 'UTF8', true), set_config('row_security', 'off', true),
-  set_config('statement_timeout', '0', true), set_config('idle_in_transaction_session_timeout', '0', true), set_config('lock_timeout', $1, true),
+const SESSION_SETTINGS = `SELECT set_config('DateStyle', 'ISO', false), set_config('IntervalStyle', 'postgres', false),
+  set_config('extra_float_digits', '3', false), set_config('client_encoding', 'UTF8', false), set_config('row_security', 'off', false),
+  set_config('statement_timeout', '0', false), set_config('idle_in_transaction_session_timeout', '0', false), set_config('lock_timeout', $1, false),
   set_config('application_name', $2, false)`;
 
-/** One session reading in the exported snapshot: every part it copies sees exactly what pg_dump sees. */
+/** One session that reads in the exported snapshot: every part it copies sees exactly what pg_dump sees. */
 export interface SnapshotSession {
   client: pg.Client;
   pid?: number;
 }
 
-/** Opens a session and imports the snapshot (the exporting transaction must still be open). */
-export async function openSnapshotSession(conn: ResolvedConnection, snapshotId: string, lockWaitSeconds: number, applicationName: string): Promise<SnapshotSession> {
-  const literal = snapshotLiteral(snapshotId);
+/** Opens a session for copying parts (each in a transaction of its own that imports the snapshot: see inSnapshot). */
+export async function openSnapshotSession(conn: ResolvedConnection, lockWaitSeconds: number, applicationName: string): Promise<SnapshotSession> {
   const client = await connect(conn);
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`SET TRANSACTION SNAPSHOT ${literal}`);
     await client.query(SESSION_SETTINGS, [`${lockWaitSeconds}s`, applicationName]);
   } catch (err) {
     closeSession({ client }, { now: true });
     throw classifyPgError(err, conn.label);
   }
   return { client, pid: backendPid(client) };
+}
+
+/**
+ * Runs `fn` in a read-only transaction that imported the snapshot (the exporting transaction must
+ * still be open). One transaction per part: the lock its COPY takes on the table is released when
+ * the part is done, so a parts backup holds no more locks at a time than pg_dump and the snapshot
+ * session do (each one per table) plus one per session.
+ */
+export async function inSnapshot<T>(session: SnapshotSession, snapshotId: string, fn: () => Promise<T>): Promise<T> {
+  const literal = snapshotLiteral(snapshotId);
+  await session.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await session.client.query(`SET TRANSACTION SNAPSHOT ${literal}`);
+  const result = await fn();
+  // Read only: nothing to commit but the end of the transaction (and of its lock).
+  await session.client.query('COMMIT');
+  return result;
 }
 
 /**
@@ -80,18 +93,20 @@ export class SnapshotSessions {
     private readonly lockWaitSeconds: number,
     /** application_name of the sessions: the dump's own, found (and cancelled) by it. */
     private readonly applicationName: string,
-  ) {}
+  ) {
+    snapshotLiteral(snapshotId); // refused before any session opens
+  }
 
   /** Backend pids of the open sessions: the stall watch asks the server what they wait on. */
   pids(): number[] {
     return [...this.open].flatMap((s) => (s.pid === undefined ? [] : [s.pid]));
   }
 
-  /** Runs `fn` on an idle session, or a new one. */
+  /** Runs `fn` on an idle session, or a new one, in a transaction that imported the snapshot. */
   async use<T>(fn: (session: SnapshotSession) => Promise<T>): Promise<T> {
     const session = this.idle.pop() ?? (await this.add());
     try {
-      const result = await fn(session);
+      const result = await inSnapshot(session, this.snapshotId, () => fn(session));
       this.idle.push(session);
       return result;
     } catch (err) {
@@ -109,7 +124,7 @@ export class SnapshotSessions {
   }
 
   private async add(): Promise<SnapshotSession> {
-    const session = await openSnapshotSession(this.conn, this.snapshotId, this.lockWaitSeconds, this.applicationName);
+    const session = await openSnapshotSession(this.conn, this.lockWaitSeconds, this.applicationName);
     this.open.add(session);
     if (session.pid !== undefined) this.opened.push(session.pid);
     return session;

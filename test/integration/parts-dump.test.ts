@@ -147,6 +147,7 @@ describe('a backup in the parts format', () => {
   const roles = { reader: 'pd_reader "r"', group: 'pd_group $x$' };
   let record: DumpRecord;
   const events: PartEvent[] = [];
+  let lockCounts: number[] = [];
 
   before(async () => {
     servers = await testServers();
@@ -164,7 +165,29 @@ describe('a backup in the parts format', () => {
     config = setup.config;
     db = config.databases[0]!;
     storage = localStorageFor(db);
-    record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' }, { onPart: (e) => events.push(e) });
+    // What each COPY session holds when it starts a part: locks on the fixture's tables.
+    const watcher = new pg.Client({ connectionString: adminUrl });
+    await watcher.connect();
+    const observed: Array<Promise<number>> = [];
+    const locksOf = (pid: number) =>
+      watcher
+        .query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+           WHERE l.pid = $1 AND c.relkind = 'r' AND c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY($2))`,
+          [pid, ['ledger', ODD]],
+        )
+        .then((r) => r.rows[0]!.n);
+    try {
+      record = await dumpToRepository(config, db, { backupId: backupId(db.name, new Date()), type: 'full' }, {
+        onPart: (e) => {
+          events.push(e);
+          if (e.phase === 'started' && e.pid !== undefined) observed.push(locksOf(e.pid));
+        },
+      });
+      lockCounts = await Promise.all(observed);
+    } finally {
+      await watcher.end();
+    }
   });
 
   it('lists every part in the manifest: the archive, the globals, at least one per table, several for the large one', async () => {
@@ -256,6 +279,11 @@ describe('a backup in the parts format', () => {
     const firstSmall = events.findIndex((e) => e.phase === 'started' && !e.table.startsWith(`${ODD}.events`));
     const bigStarts = events.filter((e, i) => e.phase === 'started' && e.table.startsWith(`${ODD}.events`) && i > firstSmall);
     assert.deepEqual(bigStarts, [], 'every part of the large table started before any smaller one');
+  });
+
+  it('a COPY session holds the lock of the one table it copies, not of every table it copied (a transaction per part)', () => {
+    assert.equal(lockCounts.length, record.parts!.filter((p) => p.kind === 'table-data').length);
+    assert.ok(Math.max(...lockCounts) <= 1, `locks held by a COPY session: ${lockCounts.join(', ')}`);
   });
 
   it('a schema-only backup is the archive and the globals; a data-only one has the table parts and an archive without their rows', async () => {
