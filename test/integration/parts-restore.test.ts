@@ -41,7 +41,7 @@ import { nextSecond, query, s3Destination, seededDatabase, testConfig, type Test
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker, testClient } from '../harness/worker';
 
-/** What the seeded ledger lacks: a materialized view with an index, a trigger, a unique key, an index of its own, a sequence moved on. */
+/** What the seeded ledger lacks: a materialized view with an index, a trigger, a unique key, an index of its own, a sequence moved on, tables with no column to copy. */
 const EXTRAS = `
   CREATE MATERIALIZED VIEW public.spend_by_category AS SELECT category_id, count(*) AS n, sum(amount) AS total FROM public.transactions GROUP BY category_id;
   CREATE UNIQUE INDEX ON public.spend_by_category (category_id);
@@ -51,6 +51,10 @@ const EXTRAS = `
   CREATE INDEX ON audit.events (actor, at);
   CREATE SEQUENCE public.invoice_no START 1000;
   SELECT setval('public.invoice_no', 4242);
+  CREATE TABLE public.heartbeat ();
+  INSERT INTO public.heartbeat DEFAULT VALUES; INSERT INTO public.heartbeat DEFAULT VALUES;
+  CREATE TABLE public.constant (one int GENERATED ALWAYS AS (1) STORED);
+  INSERT INTO public.constant DEFAULT VALUES;
 `;
 
 /** Indexes, constraints (by kind), triggers and materialized views of a database, by name: what the post-data section makes. */
