@@ -97,11 +97,13 @@ async function verifyParts(storage: BackupStorage, record: DumpRecord, keys: Key
   const started = Date.now();
   const parts = [...(record.parts ?? [])].sort((a, b) => b.storedBytes - a.storedBytes);
   const where = `backup ${record.id} in ${storage.location}`;
+  // The manifest first: nothing in it (its parts list included) is used before it authenticates.
+  const dataKey = await dataKeyFor(storage, record, keys);
   const total = (key: 'storedBytes' | 'rawBytes') => parts.reduce((n, p) => n + p[key], 0);
   if (total('storedBytes') !== record.sizes.storedBytes || total('rawBytes') !== record.sizes.rawBytes) {
+    dataKey.fill(0);
     throw new IntegrityError(`${where}: its parts add up to ${total('storedBytes')} stored bytes and ${total('rawBytes')} plain ones, the manifest says ${record.sizes.storedBytes} and ${record.sizes.rawBytes}`);
   }
-  const dataKey = await dataKeyFor(storage, record, keys);
   const chains: PartReadChain[] = [];
   const bytesRead = () => chains.reduce((n, c) => n + c.stored.bytes, 0);
   const watch = new StallWatch({

@@ -29,10 +29,14 @@ export function partWhere(storage: BackupStorage, record: Pick<DumpRecord, 'id' 
 export async function openPart(storage: BackupStorage, record: Pick<DumpRecord, 'id' | 'object' | 'compression'>, part: PartRecord, dataKey: Buffer): Promise<PartReadChain> {
   const where = partWhere(storage, record, part);
   const key = partObjectKeyOf(record, part);
-  if (!(await storage.stat(key))) throw new IntegrityError(`${where} is missing`, 'restore from another copy (lifeline list --storage NAME) or another backup');
+  // Read at once, no stat first: a backup of thousands of small tables opens thousands of parts (a
+  // stat is one more S3 request, or one more checked open of a local file, for each).
+  const source = await storage.read(key).catch((err: unknown) => {
+    if (err instanceof LifelineError && err.code === 'ObjectMissing') throw new IntegrityError(`${where} is missing`, 'restore from another copy (lifeline list --storage NAME) or another backup');
+    throw err;
+  });
   const stored = new Meter({ sha256: true });
   const raw = new Meter({ sha256: true });
-  const source = await storage.read(key);
   return {
     stages: [source, stored, new Decryptor(partKey(dataKey, record.id, part.name)), createDecompressor(record.compression.algorithm), raw],
     stored,

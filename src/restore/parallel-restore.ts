@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { DumpRecord } from '../catalog/manifest';
 import { IntegrityError, LifelineError } from '../errors';
@@ -94,7 +95,7 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
     meters.push(chain.stored);
     return chain;
   };
-  const steps: Steps = { open, archive, applicationName, r, conn: r.conn };
+  const steps: Steps = { open, archive, applicationName, r, conn: r.conn, sessions: new LoadSessions(r.conn, applicationName) };
   try {
     let phaseStarted = Date.now();
     const phaseDone = (phase: RestorePhase) => {
@@ -114,6 +115,7 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
       const loads: Array<PartRecord> = (r.record.parts ?? []).filter((p) => p.kind === 'table-data' || p.kind === 'archive');
       loads.sort((a, b) => b.rawBytes - a.rawBytes);
       await runPool(loads, r.jobs, (part, signal) => (part.kind === 'archive' ? restoreArchive(steps, { section: 'data' }, signal) : loadTablePart(steps, part, signal)), watch.signal);
+      await steps.sessions.closeAll();
     }
     phaseDone('data');
     const plan = planPostData(toc, postData, r.record, r.jobs);
@@ -126,6 +128,7 @@ export async function restoreParts(r: PartsRestore): Promise<void> {
     throw watch.reason(err);
   } finally {
     watch.stop();
+    await steps.sessions.closeAll();
   }
 }
 
@@ -136,6 +139,50 @@ interface Steps {
   r: PartsRestore;
   /** Where pg_restore runs connect: post-data runs get more memory to sort with (withBuildMemory). */
   conn: ResolvedConnection;
+  sessions: LoadSessions;
+}
+
+/**
+ * The sessions that load table parts: at most one per lane, each reused for the lane's next part
+ * (a database of many small tables would otherwise pay a connection and its authentication per
+ * part). A session whose COPY failed is closed, not reused.
+ */
+class LoadSessions {
+  private readonly idle: pg.Client[] = [];
+
+  constructor(
+    private readonly conn: ResolvedConnection,
+    private readonly applicationName: string,
+  ) {}
+
+  async use<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = this.idle.pop() ?? (await this.open());
+    let ok = false;
+    try {
+      const result = await work(client);
+      ok = true;
+      return result;
+    } finally {
+      if (ok) this.idle.push(client);
+      else await client.end().catch(() => undefined);
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((c) => c.end().catch(() => undefined)));
+  }
+
+  private async open(): Promise<pg.Client> {
+    const client = await connect(this.conn);
+    try {
+      await client.query('SELECT pg_catalog.set_config($1, $2, false)', ['application_name', this.applicationName]);
+      await client.query(LOAD_SESSION_SQL);
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw classifyPgError(err, this.conn.label);
+    }
+  }
 }
 
 /** What an index build or a foreign key check may use, at least (per pg_restore run, `jobs` at a time). */
@@ -201,24 +248,20 @@ async function listArchive(s: Steps, args: string[], signal: AbortSignal): Promi
   }
 }
 
-/** One table part into its table: COPY FROM STDIN on a session of its own; the part is checked whole, and its rows counted by the server. */
+/** One table part into its table: COPY FROM STDIN on one of the lanes' sessions; the part is checked whole, and its rows counted by the server. */
 async function loadTablePart(s: Steps, part: PartRecord, signal: AbortSignal): Promise<void> {
   const table = s.r.record.tables.find((t) => t.kind === 'table' && t.oid === part.tableOid);
   if (!table) throw new IntegrityError(`part ${part.name} of backup ${s.r.record.id} belongs to no table of the backup`);
   const chain = await s.open(part);
-  const client = await connect(s.r.conn);
-  let rows = 0;
-  try {
-    await client.query('SELECT pg_catalog.set_config($1, $2, false)', ['application_name', s.applicationName]);
-    await client.query(LOAD_SESSION_SQL);
-    const copy = client.query(copyFrom(copyFromSql(table)));
-    await pipeline(...chain.stages, copy, { signal });
-    rows = copy.rowCount;
-  } catch (err) {
-    throw partFailure(loadFailure(err, chain.where, s.r.conn.label), chain.where);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  const rows = await s.sessions
+    .use(async (client) => {
+      const copy = client.query(copyFrom(copyFromSql(table)));
+      await pipeline(...chain.stages, copy, { signal });
+      return copy.rowCount;
+    })
+    .catch((err: unknown) => {
+      throw partFailure(loadFailure(err, chain.where, s.r.conn.label), chain.where);
+    });
   checkPart(chain, part);
   if (rows !== part.rows) throw new IntegrityError(`${chain.where}: ${rows} rows loaded, the backup recorded ${part.rows}`);
 }
