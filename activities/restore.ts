@@ -60,6 +60,7 @@ export function createRestoreActivities(config: LifelineConfig) {
       );
       const { verification } = await verifyBackup(localStorageFor(db), record, keyringFor(config), {
         signal: ctx.cancellationSignal,
+        jobs: config.parallelJobs,
         onProgress: progress('verifying snapshot'),
       });
       await catalogBackup(db, record, verification, 'pre-restore', keyringFor(config));
