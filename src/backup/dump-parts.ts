@@ -105,6 +105,8 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
         lockWaitSeconds: watch.lockWaitSeconds,
         applicationName: watch.applicationName,
         excludeTableData: partTables,
+        // The patterns are UTF-8 (and the parts' COPY text is too).
+        encoding: 'UTF8',
         signal,
       });
       const w = writer(ARCHIVE_PART, archiveKey);

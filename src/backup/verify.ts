@@ -81,6 +81,12 @@ function checkTablesHaveData(record: DumpRecord, toc: TocSummary, where: string)
   if (record.type !== 'full' && record.type !== 'data-only') return;
   const missing = record.tables.filter((t) => t.kind === 'table' && !tableHasData(record, toc, t, record.tables));
   if (missing.length) throw new IntegrityError(`${where}: ${isParts(record) ? 'backup' : 'archive'} has no data for ${missing.map(qualifiedName).join(', ')}`);
+  // A table stored as parts whose rows are in the archive too (pg_dump's --exclude-table-data missed
+  // it) would be loaded twice by a full restore: duplicated rows, or a restore failing on its keys.
+  const twice = record.tables.filter((t) => t.kind === 'table' && t.oid !== undefined && partsOfTable(record, t.oid).length > 0 && tableDataOf(toc, t, record.tables) !== undefined);
+  if (twice.length) {
+    throw new IntegrityError(`${where}: the rows of ${twice.map(qualifiedName).join(', ')} are both in the archive part and in parts of their own: a full restore would load them twice`, 'this backup cannot be restored whole; take a new one (BACKUP_FORMAT=stream if it happens again) and report it');
+  }
 }
 
 /** The most a globals part may hold: it is parsed whole (a list of roles and tablespaces). */

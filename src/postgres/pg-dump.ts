@@ -16,6 +16,12 @@ export interface PgDumpOptions {
   applicationName: string;
   /** Tables whose rows are stored elsewhere (as parts): their definitions stay in the archive, their data does not. */
   excludeTableData?: Array<{ schema: string; name: string }>;
+  /**
+   * --encoding: the archive's client encoding. pg_dump reads its patterns in it, and Node passes
+   * them in UTF-8: in the database's own encoding (LATIN1, …) a non-ASCII name would match nothing,
+   * and that table's rows would be in the archive as well as in its parts.
+   */
+  encoding?: 'UTF8';
   signal?: AbortSignal;
 }
 
@@ -77,6 +83,7 @@ export function startPgDump(options: PgDumpOptions): { proc: ChildStream; output
     `--lock-wait-timeout=${options.lockWaitSeconds * 1000}`,
     `--snapshot=${options.snapshotId}`,
     ...typeArgs(options.type),
+    ...(options.encoding ? [`--encoding=${options.encoding}`] : []),
     ...excludeArgs(options.excludeTableData ?? []),
     `--dbname=${options.conn.safeUrl}`,
   ];
