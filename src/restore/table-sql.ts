@@ -45,7 +45,9 @@ END`);
 
 /**
  * Before the rows are loaded: no triggers and no foreign-key cascades fire (session_replication_role),
- * so emptying `users` does not delete the `accounts` that reference it.
+ * so emptying `users` does not delete the `accounts` that reference it. ONLY: the rows of an
+ * inheritance parent's children are not the parent's (its parts hold none of them), and a
+ * partitioned parent's partitions are in the list themselves.
  */
 export function beforeSql(oids: number[], digests?: string[]): string {
   return `${SAFE_PATH}
@@ -54,7 +56,7 @@ SET session_replication_role = replica;
 ${doBlock(`DECLARE t oid;
 BEGIN
   FOREACH t IN ARRAY ${oidArray(oids)} LOOP
-    EXECUTE pg_catalog.format('DELETE FROM %s', t::pg_catalog.regclass);
+    EXECUTE pg_catalog.format('DELETE FROM ONLY %s', t::pg_catalog.regclass);
   END LOOP;
 END`)}`;
 }

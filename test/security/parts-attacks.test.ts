@@ -16,6 +16,8 @@ import { openPart } from '../../src/parts/read-part';
 import { pgRestoreListSink } from '../../src/postgres/pg-restore-list';
 import { pipeline } from 'node:stream/promises';
 import { restoreParts } from '../../src/restore/parallel-restore';
+import { restoreTables } from '../../src/restore/tables';
+import type { Manifest } from '../../src/catalog/manifest';
 import { resolveConnection } from '../../src/postgres/connection';
 import { nextSecond, testConfig } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
@@ -66,5 +68,22 @@ describe('parts format attacks (rt)', () => {
       stallSeconds: 60,
     });
     assert.deepEqual(await c.sql(`SELECT count(*)::int AS n FROM "café"`, 'rt_latin1_copy'), [{ n: 10 }]);
+  });
+
+  it('--tables of an inheritance parent replaces the parent\'s own rows and leaves its children\'s rows alone', async () => {
+    const c = servers.cluster;
+    const url = await c.createDatabase('rt_inherit', 'rt_inherit_owner', 'pw-rt-inherit');
+    await c.sql(`DROP TABLE IF EXISTS parent CASCADE; CREATE TABLE parent (id int, note text); CREATE TABLE child (extra int) INHERITS (parent);
+      INSERT INTO parent SELECT g, 'p' FROM generate_series(1, 5) g; INSERT INTO child SELECT g, 'c', g FROM generate_series(100, 109) g;
+      ALTER TABLE parent OWNER TO rt_inherit_owner; ALTER TABLE child OWNER TO rt_inherit_owner`, 'rt_inherit');
+    await c.sql('GRANT SET ON PARAMETER session_replication_role TO rt_inherit_owner');
+    const setup = await testConfig(servers, 'rt-inherit', [{ name: 'rt_inherit', url }], { env: { BACKUP_FORMAT: 'parts' } });
+    const db = setup.config.databases[0]!;
+    await nextSecond();
+    const record = await dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' });
+    await c.sql(`UPDATE parent SET note = 'changed'`, 'rt_inherit');
+    await restoreTables(setup.config, { storage: localStorageFor(db), manifest: record as Manifest, target: db, tables: ['public.parent'] });
+    assert.deepEqual(await c.sql(`SELECT note, count(*)::int AS n FROM ONLY parent GROUP BY 1`, 'rt_inherit'), [{ note: 'p', n: 5 }], 'the parent\'s rows are the backup\'s');
+    assert.deepEqual(await c.sql(`SELECT note, count(*)::int AS n FROM child GROUP BY 1`, 'rt_inherit'), [{ note: 'changed', n: 10 }], 'the child keeps its rows (not restored: not named)');
   });
 });
