@@ -78,6 +78,7 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
     partsTotal = planned.length + 2;
     // Held until the end: no table can be dropped or rewritten while the sessions copy it.
     await lockTables(client, partTables);
+    await refuseRewrittenTables(client, partTables);
 
     const writer = (name: string, objectKey: string) => {
       const w = new PartWriter({ storage, key: objectKey, backupId: id, name, dataKey: key.plaintext, compression: { algorithm: config.compression.algorithm, level, threads: 1 } });
@@ -220,6 +221,28 @@ export async function lockTables(client: pg.Client, tables: Array<Pick<TableDeta
       cause: err,
       hint: 'a parts backup holds two ACCESS SHARE locks per table while it runs (its snapshot session\'s and pg_dump\'s): raise max_locks_per_transaction (a server restart), or set BACKUP_FORMAT=stream',
     });
+  });
+}
+
+/**
+ * A table truncated or rewritten (TRUNCATE, ALTER TABLE … TYPE, VACUUM FULL) by a transaction that
+ * committed after the snapshot was taken but before its lock was granted looks empty to the
+ * snapshot: its COPY would find no rows, and the backup would record it empty. Once locked, nothing
+ * can rewrite it any more: its storage now (pg_relation_filenode, read from the current catalog)
+ * must be the one the snapshot sees (pg_class.relfilenode, read in the snapshot).
+ */
+export async function refuseRewrittenTables(client: pg.Client, tables: Array<Pick<TableDetails, 'oid' | 'schema' | 'name'>>): Promise<void> {
+  if (tables.length === 0) return;
+  const { rows } = await client.query<{ oid: string }>(
+    `SELECT c.oid::pg_catalog.int8 AS oid FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[]) AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)`,
+    [tables.map((t) => String(t.oid))],
+  );
+  if (!rows.length) return;
+  const names = rows.map((r) => qualifiedName(tables.find((t) => t.oid === Number(r.oid))!));
+  throw new LifelineError('TableRewritten', `${names.join(', ')} ${names.length === 1 ? 'was' : 'were'} truncated or rewritten while the backup waited for ${names.length === 1 ? 'its lock' : 'their locks'}: the backup's snapshot would see ${names.length === 1 ? 'it' : 'them'} empty`, {
+    retryable: true,
+    hint: 'the backup is retried and will see the new rows; if it keeps happening, schedule it away from the job that truncates or rewrites these tables',
   });
 }
 

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import pg from 'pg';
 import { dumpToRepository } from '../../src/backup/dump';
 import { dataKeyFor } from '../../src/backup/read-backup';
 import { localStorageFor } from '../../src/backup/repository';
@@ -85,5 +86,40 @@ describe('parts format attacks (rt)', () => {
     await restoreTables(setup.config, { storage: localStorageFor(db), manifest: record as Manifest, target: db, tables: ['public.parent'] });
     assert.deepEqual(await c.sql(`SELECT note, count(*)::int AS n FROM ONLY parent GROUP BY 1`, 'rt_inherit'), [{ note: 'p', n: 5 }], 'the parent\'s rows are the backup\'s');
     assert.deepEqual(await c.sql(`SELECT note, count(*)::int AS n FROM child GROUP BY 1`, 'rt_inherit'), [{ note: 'changed', n: 10 }], 'the child keeps its rows (not restored: not named)');
+  });
+
+  it('a table truncated and reloaded by a transaction that commits while the backup waits for its lock: the backup has its rows or fails, never none', async () => {
+    const c = servers.cluster;
+    const url = await c.createDatabase('rt_truncate', 'rt_truncate_owner', 'pw-rt-truncate');
+    await c.sql(`DROP TABLE IF EXISTS nightly; CREATE TABLE nightly (id int); INSERT INTO nightly SELECT generate_series(1, 1000); ALTER TABLE nightly OWNER TO rt_truncate_owner`, 'rt_truncate');
+    const setup = await testConfig(servers, 'rt-truncate', [{ name: 'rt_truncate', url }], { env: { BACKUP_FORMAT: 'parts' } });
+    const db = setup.config.databases[0]!;
+    await nextSecond();
+    // A nightly reload in one transaction: TRUNCATE, INSERT, COMMIT once the backup waits on its lock.
+    const loader = new pg.Client({ connectionString: c.adminUrl('rt_truncate') });
+    await loader.connect();
+    try {
+      await loader.query('BEGIN; TRUNCATE nightly; INSERT INTO nightly SELECT generate_series(1, 2000)');
+      const backup = dumpToRepository(setup.config, db, { backupId: backupId(db.name, new Date()), type: 'full' }).then((r) => r, (err: unknown) => err);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [w] = await c.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'nightly'::regclass AND NOT granted`, 'rt_truncate');
+        if (w!.n > 0) break;
+        if (Date.now() > deadline) throw new Error('the backup never waited for the lock');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await loader.query('COMMIT');
+      const result = await backup;
+      if (result instanceof Error) {
+        assert.match(result.message, /public\.nightly was truncated or rewritten/, 'a failure names the table');
+        assert.equal((result as { retryable?: boolean }).retryable, true, 'and is retried');
+        return;
+      }
+      const record = result as DumpRecord;
+      const rows = record.tables.find((t) => t.name === 'nightly')!.rows;
+      assert.ok(rows === 1000 || rows === 2000, `the backup holds ${rows} rows of nightly (1000 before the reload, 2000 after)`);
+    } finally {
+      await loader.end();
+    }
   });
 });
