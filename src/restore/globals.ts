@@ -108,6 +108,10 @@ const HAS_MEMBERSHIP = `SELECT 1 FROM pg_catalog.pg_auth_members a
   JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member
   WHERE g.rolname OPERATOR(pg_catalog.=) $1 AND m.rolname OPERATOR(pg_catalog.=) $2`;
 
+/** A role of the target server with power over the whole server (SUPERUSER, REPLICATION, BYPASSRLS). */
+const SERVER_POWER_ROLE = `SELECT 1 FROM pg_catalog.pg_roles
+  WHERE rolname OPERATOR(pg_catalog.=) $1 AND (rolsuper OR rolreplication OR rolbypassrls)`;
+
 /** The roles and tablespaces of the backup that the server `conn` is on does not have. */
 export async function missingGlobals(conn: ResolvedConnection, globals: Globals): Promise<MissingGlobals> {
   return withConnection(onDatabase(conn), async (client) => {
@@ -165,7 +169,9 @@ export async function createMissingRoles(conn: ResolvedConnection, globals: Glob
         outcome.withheld.push(`membership of ${m.member} in ${m.role} (${m.member} existed before: it is not altered)`);
         continue;
       }
-      if (SERVER_POWER_ROLES.has(m.role)) {
+      // A role of the same name may be SUPERUSER here though it was not on the source server:
+      // membership would let the new role SET ROLE to it.
+      if (SERVER_POWER_ROLES.has(m.role) || (await client.query(SERVER_POWER_ROLE, [m.role])).rowCount) {
         outcome.withheld.push(`membership of ${m.member} in ${m.role} (server-wide: grant it by hand if it is needed)`);
         continue;
       }

@@ -18,6 +18,7 @@ import { pgRestoreListSink } from '../../src/postgres/pg-restore-list';
 import { pipeline } from 'node:stream/promises';
 import { restoreParts } from '../../src/restore/parallel-restore';
 import { restoreTables } from '../../src/restore/tables';
+import { createMissingRoles } from '../../src/restore/globals';
 import type { Manifest } from '../../src/catalog/manifest';
 import { resolveConnection } from '../../src/postgres/connection';
 import { nextSecond, testConfig } from '../harness/fixtures';
@@ -120,6 +121,27 @@ describe('parts format attacks (rt)', () => {
       assert.ok(rows === 1000 || rows === 2000, `the backup holds ${rows} rows of nightly (1000 before the reload, 2000 after)`);
     } finally {
       await loader.end();
+    }
+  });
+
+  it('--with-globals never makes a created role a member of a role that is superuser on the target server', async () => {
+    const c = servers.cluster;
+    await c.sql(`DROP ROLE IF EXISTS rt_app; DROP ROLE IF EXISTS rt_dba; CREATE ROLE rt_dba SUPERUSER NOLOGIN`);
+    const role = (name: string) => ({ name, builtin: false, rolsuper: false, rolinherit: true, rolcreaterole: false, rolcreatedb: false, rolcanlogin: true, rolreplication: false, rolbypassrls: false, rolconnlimit: -1, rolvaliduntil: null });
+    // On the source server rt_dba was an ordinary role, and rt_app one of its members.
+    const outcome = await createMissingRoles(resolveConnection({ name: 'postgres', url: c.adminUrl('postgres') } as DatabaseConfig), {
+      version: 1,
+      database: { name: 'rt_src', owner: 'rt_app' },
+      roles: [role('rt_app'), role('rt_dba')],
+      memberships: [{ role: 'rt_dba', member: 'rt_app', admin: false }],
+      tablespaces: [],
+    } as never);
+    try {
+      assert.deepEqual(outcome.created, ['rt_app']);
+      assert.deepEqual(await c.sql(`SELECT 1 FROM pg_auth_members WHERE roleid = 'rt_dba'::regrole AND member = 'rt_app'::regrole`), [], 'rt_app is not a member of the superuser rt_dba');
+      assert.ok(outcome.withheld.some((w) => /rt_app in rt_dba/.test(w)), outcome.withheld.join('; '));
+    } finally {
+      await c.sql(`DROP ROLE IF EXISTS rt_app; DROP ROLE IF EXISTS rt_dba`);
     }
   });
 });
