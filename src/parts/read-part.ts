@@ -1,4 +1,5 @@
 import type { Duplex, Readable } from 'node:stream';
+import { DatabaseError } from 'pg';
 import type { DumpRecord } from '../catalog/manifest';
 import { Decryptor } from '../crypto/decryptor';
 import { partKey } from '../crypto/part-key';
@@ -51,9 +52,10 @@ export async function openPart(storage: BackupStorage, record: Pick<DumpRecord, 
  * the data key itself was already proven by the manifest's MAC.
  */
 export function partFailure(err: unknown, where: string): unknown {
-  // Anything else (zstd refusing its input, a storage read failing) is named too, its retryability kept.
+  // Anything else on the reading side (zstd refusing its input, a storage read failing) is named too,
+  // its retryability kept. The server's own errors (a COPY the target refused) stay theirs, for the caller to word.
   if (!(err instanceof LifelineError)) {
-    if (!(err instanceof Error) || err.name === 'AbortError') return err;
+    if (!(err instanceof Error) || err.name === 'AbortError' || err instanceof DatabaseError) return err;
     return new LifelineError('PartReadFailed', `${where}: ${err.message}`, { retryable: true, cause: err });
   }
   if (err.code === 'WrongKey') return new IntegrityError(`${where} is not that part: it was written for another part or backup (its key commitment differs)`);
