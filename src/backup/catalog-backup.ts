@@ -1,6 +1,6 @@
 import { removeBackupObjects } from '../catalog/catalog';
 import { sealManifest, type ManifestKeys } from '../catalog/authenticate';
-import { MANIFEST_VERSION, ManifestSchema, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
+import { manifestVersionFor, ManifestSchema, type DumpRecord, type Manifest, type Verification } from '../catalog/manifest';
 import { manifestKey, pendingKey } from '../catalog/naming';
 import { findDatabase, type DatabaseConfig, type LifelineConfig } from '../config/config';
 import { catalogFor, localStorageFor } from './repository';
@@ -11,7 +11,7 @@ import { catalogFor, localStorageFor } from './repository';
  */
 export async function catalogBackup(db: DatabaseConfig, record: DumpRecord, verification: Verification, trigger: string, keys: ManifestKeys): Promise<Manifest> {
   // Parsed first: the MAC covers exactly the fields a reader's parse keeps.
-  const unsealed = ManifestSchema.parse({ ...record, manifestVersion: MANIFEST_VERSION, status: 'verified', verification, trigger });
+  const unsealed = ManifestSchema.parse({ ...record, manifestVersion: manifestVersionFor(record), status: 'verified', verification, trigger });
   const manifest = await sealManifest(localStorageFor(db), unsealed, keys);
   await catalogFor(db).add(manifest);
   await localStorageFor(db).delete(pendingKey(db.name, record.id));

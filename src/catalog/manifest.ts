@@ -95,10 +95,21 @@ export type Verification = z.infer<typeof VerificationSchema>;
 
 /** Version 2 carries a MAC (see manifest-mac.ts); version 1 manifests are read, but never trusted. */
 export const MANIFEST_VERSION = 2;
+/**
+ * A parts-format backup's manifest is version 3: a Lifeline that predates parts refuses it as from a
+ * newer version instead of reading only its archive part, which holds none of the part tables' rows.
+ */
+export const PARTS_MANIFEST_VERSION = 3;
+const NEWEST_MANIFEST_VERSION = PARTS_MANIFEST_VERSION;
+
+/** The version a new manifest of this record is written with. */
+export function manifestVersionFor(record: Pick<DumpRecord, 'format'>): number {
+  return record.format === PARTS_FORMAT ? PARTS_MANIFEST_VERSION : MANIFEST_VERSION;
+}
 
 /** The catalog entry: written only once a backup is complete and verified. */
 export const ManifestSchema = DumpRecordSchema.extend({
-  manifestVersion: z.union([z.literal(1), z.literal(MANIFEST_VERSION)]),
+  manifestVersion: z.union([z.literal(1), z.literal(MANIFEST_VERSION), z.literal(PARTS_MANIFEST_VERSION)]),
   /** HMAC-SHA256 of the manifest under a key derived from the backup's data key. */
   mac: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   status: z.literal('verified'),
@@ -113,6 +124,10 @@ export function parseManifest(text: string, where: string): Manifest {
     json = JSON.parse(text);
   } catch (err) {
     throw new IntegrityError(`manifest ${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  const version = (json as { manifestVersion?: unknown } | null)?.manifestVersion;
+  if (typeof version === 'number' && version > NEWEST_MANIFEST_VERSION) {
+    throw new IntegrityError(`manifest ${where} is manifest version ${version}, written by a newer Lifeline (this one reads up to ${NEWEST_MANIFEST_VERSION})`, 'upgrade Lifeline to read this backup');
   }
   const parsed = ManifestSchema.safeParse(json);
   if (!parsed.success) {
@@ -130,6 +145,8 @@ export function parseManifest(text: string, where: string): Manifest {
  */
 export function namingProblem(m: Pick<DumpRecord, 'id' | 'database' | 'object' | 'compression' | 'format' | 'parts' | 'sha256' | 'tables'>, opts: { inRepository: boolean }): string | undefined {
   if (parseBackupId(m.id)?.database !== m.database) return `its id ${m.id} is not a backup id of database ${m.database}`;
+  const version = (m as { manifestVersion?: number }).manifestVersion;
+  if (version !== undefined && version >= MANIFEST_VERSION && version !== manifestVersionFor(m)) return `its manifest version ${version} is not the one its format is written with`;
   const parts = partsProblem(m);
   if (parts) return parts;
   const expected = dataKey(m.database, m.id, FILE_EXTENSION[m.compression.algorithm]);
