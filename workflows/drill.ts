@@ -52,7 +52,7 @@ export async function drillWorkflow(input: DrillWorkflowInput): Promise<DrillRep
     if (failed.length) failure = `check failed: ${failed.map((c) => `${c.name}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}`;
   } catch (err) {
     if (isCancellation(err)) cancelled = err;
-    failure = isCancellation(err) ? 'cancelled' : (err as Error).message;
+    failure = isCancellation(err) ? 'cancelled' : rootMessage(err);
   }
   const verifiedAt = Date.now();
 

@@ -68,6 +68,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
         { name: 'dr_badsql', url: source.url, drill: { sql: ['SELECT count(*) = 0 FROM public.users'] } },
         { name: 'dr_badcmd', url: source.url, drill: { command: 'echo "critical path: login broken" >&2; exit 3' } },
         { name: 'dr_slow', url: source.url, drill: { command: 'sleep 120' } },
+        { name: 'dr_never', url: source.url },
       ],
       {
         destinations: [await s3Destination(servers.s3, 'offsite', 'dr-offsite')],
@@ -141,6 +142,11 @@ describe('disaster-recovery drills from the offsite destination', () => {
     assert.match(critical[0]!.title, new RegExp(`DR drill of dr_source FAILED \\(backup ${manifest.id}\\)`));
     assert.match(critical[0]!.text, /failed the checksum check/);
     assert.deepEqual(await scratchDatabases(), []);
+  });
+
+  it('a drill with no backup offsite fails saying so, not with the wrapping activity failure', async () => {
+    const report = await failedReport((await start('dr_never')).result());
+    assert.match(report.failure!, /no verified full backup of dr_never in s3:\/\/dr-offsite/);
   });
 
   it('drops the scratch database when a running drill is cancelled', async () => {
