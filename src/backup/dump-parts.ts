@@ -111,7 +111,14 @@ export async function dumpParts(context: DumpContext): Promise<DumpRecord> {
         signal,
       });
       const w = writer(ARCHIVE_PART, archiveKey);
-      archive = await stored(w, w.write([dump.output], signal));
+      const written = await w.write([dump.output], signal);
+      // A pg_dump archive starts with its 5-byte magic: less is no archive, whatever pg_dump's status said.
+      if (written.rawBytes < 5) {
+        await storage.delete(archiveKey).catch(() => undefined);
+        throw new LifelineError('PgDumpFailed', `pg_dump of ${conn.label} exited successfully but its archive holds ${written.rawBytes} bytes${dump.proc.stderr() ? `: ${dump.proc.stderr()}` : ''}`, { retryable: true });
+      }
+      published.push(archiveKey);
+      archive = written;
     };
     const copyPart = (part: PlannedPart, signal: AbortSignal) =>
       lanes

@@ -133,7 +133,9 @@ async function verifyParts(storage: BackupStorage, record: DumpRecord, keys: Key
           await pipeline(...chain.stages, list.sink, { signal });
           checkPart(chain, part);
           archive = chain;
-          toc = await list.toc;
+          toc = await list.toc.catch((err: Error) => {
+            throw new IntegrityError(`${err.message} (it was given ${chain.raw.bytes} plain bytes)`);
+          });
         } else if (part.kind === 'table-data') {
           const rows = new LineCounter();
           await pipeline(...chain.stages, rows, { signal });
