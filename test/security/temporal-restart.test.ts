@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { verifyBackup } from '../../src/backup/verify';
+import { storedObjects } from '../../src/parts/parts-of';
 import { keyringFor } from '../../src/crypto/keys';
 import { freePort, waitFor } from '../../src/infra/net';
 import { startTemporalDevServer, type DevServer } from '../../src/infra/temporal-dev-server';
@@ -100,7 +101,9 @@ describe('the Temporal server restarted while workflows run', () => {
     const manifests = await catalogFor(db).list('tr_source');
     assert.deepEqual(manifests.map((m) => m.id), [backup.backupId]);
     await verifyBackup(localStorageFor(db), manifests[0]!, keyringFor(setup.config));
-    assert.deepEqual(readdirSync(folder).sort(), [`${backup.backupId}.dump.zst.enc`, `${backup.backupId}.manifest.json`]);
+    // Exactly the backup's own objects (every part its manifest lists) and its manifest: nothing half-written, nothing twice.
+    const objects = storedObjects(manifests[0]!).map((o) => path.basename(o.key));
+    assert.deepEqual(readdirSync(folder).sort(), [...objects, `${backup.backupId}.manifest.json`].sort());
   });
 
   it('a restore waiting for approval when the server restarts is approved afterwards and restores', { timeout: 240_000 }, async () => {
