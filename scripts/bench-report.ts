@@ -82,6 +82,34 @@ export interface Results {
   metrics: Record<string, Record<string, Values>>;
 }
 
+/** A run's results and the two ways the scripts use them: record a value, read a metric's values. */
+export function newResults(kind: Results['kind'], db: { bytes: number }, run: { sizeMb: number; settings: string[] }): {
+  results: Results;
+  put: (key: string, jobs: number | 'all', value: number | undefined) => void;
+  get: (key: string, jobs: number | 'all') => Values;
+} {
+  const results: Results = { kind, sizeMb: run.sizeMb, databaseBytes: db.bytes, date: new Date().toISOString(), commit: commitOf(), cores: cores(), settings: run.settings, metrics: {} };
+  return {
+    results,
+    // A measurement that failed still gets its (empty) cell.
+    put: (key, jobs, value) => {
+      const list = ((results.metrics[key] ??= {})[String(jobs)] ??= []);
+      if (value !== undefined && Number.isFinite(value)) list.push(value);
+    },
+    get: (key, jobs) => results.metrics[key]?.[String(jobs)] ?? [],
+  };
+}
+
+/** The opening line of a run: what was measured, on what, how often. */
+export function describeRun(db: { name: string; bytes: number; largest: { table: string; rows: number; bytes: number } }, results: Results, repeat: number): string {
+  return (
+    `Ledger ${db.name}: ${(db.bytes / MiB).toFixed(0)} MiB (pg_database_size); largest table ${db.largest.table}, ` +
+    `${db.largest.rows.toLocaleString('en')} rows, ${(db.largest.bytes / MiB).toFixed(0)} MiB with its indexes ` +
+    `(${((db.largest.bytes / db.bytes) * 100).toFixed(0)} %). ${results.cores} cores; commit ${results.commit}; ` +
+    `${results.settings.length ? results.settings.join(' ') : 'default settings'}; each measurement runs ${repeat} time(s), ranges are min–max.\n`
+  );
+}
+
 export function commitOf(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();

@@ -34,9 +34,7 @@ import {
   benchJobs,
   benchRepeat,
   bytes,
-  commitOf,
   compareSizes,
-  cores,
   mib,
   MiB,
   minutes,
@@ -46,9 +44,10 @@ import {
   saveResults,
   seconds,
   times,
-  type Results,
   type Row,
   type Values,
+  newResults,
+  describeRun,
 } from './bench-report';
 import { benchDatabase, benchSizeMb } from './bench-seed';
 import { failureText, msUntil, passedThrough, root, startWorld, stepMs, timelineOf } from './bench-world';
@@ -82,22 +81,7 @@ async function main() {
     ],
     { s3: true },
   );
-  const results: Results = {
-    kind: 'restore',
-    sizeMb: benchSizeMb(),
-    databaseBytes: db.bytes,
-    date: new Date().toISOString(),
-    commit: commitOf(),
-    cores: cores(),
-    settings: passedThrough(),
-    metrics: {},
-  };
-  const put = (key: string, jobs: number | 'all', value: number | undefined) => {
-    const byJobs = (results.metrics[key] ??= {});
-    const list = (byJobs[String(jobs)] ??= []);
-    if (value !== undefined && Number.isFinite(value)) list.push(value);
-  };
-  const get = (key: string, jobs: number | 'all'): Values => results.metrics[key]?.[String(jobs)] ?? [];
+  const { results, put, get } = newResults('restore', db, { sizeMb: benchSizeMb(), settings: passedThrough() });
   const usageOf = (prefix: string, jobs: number, u: PhaseUsage) => {
     put(`${prefix}WorkerPeakRss`, jobs, u.workerPeakRss);
     put(`${prefix}WorkerRssBefore`, jobs, u.workerRssBefore);
@@ -113,12 +97,7 @@ async function main() {
   const stepNames = new Map<number, Set<string>>();
 
   try {
-    console.log(
-      `Ledger ${db.name}: ${(db.bytes / MiB).toFixed(0)} MiB (pg_database_size); largest table ${db.largest.table}, ` +
-        `${db.largest.rows.toLocaleString('en')} rows, ${(db.largest.bytes / MiB).toFixed(0)} MiB with its indexes ` +
-        `(${((db.largest.bytes / db.bytes) * 100).toFixed(0)} %). ${results.cores} cores; commit ${results.commit}; ` +
-        `${results.settings.length ? results.settings.join(' ') : 'default settings'}; each measurement runs ${repeat} time(s), ranges are min–max.\n`,
-    );
+    console.log(describeRun(db, results, repeat));
 
     // ---- the baseline: pg_restore -j 2 of a seekable custom archive ----
     const archive = path.join(world.work, 'baseline.dump');

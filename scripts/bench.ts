@@ -20,9 +20,7 @@ import {
   benchJobs,
   benchRepeat,
   bytes,
-  commitOf,
   compareSizes,
-  cores,
   count,
   mib,
   percent,
@@ -31,9 +29,10 @@ import {
   saveResults,
   seconds,
   times,
-  type Results,
   type Row,
   type Values,
+  newResults,
+  describeRun,
 } from './bench-report';
 import { benchDatabase, benchSizeMb } from './bench-seed';
 import { failureText, msUntil, passedThrough, root, startWorld, stepMs, timelineOf } from './bench-world';
@@ -44,31 +43,11 @@ async function main() {
   await ensureSystemTools((l) => console.log(l));
   const db = await benchDatabase(root);
   const world = await startWorld([{ name: db.name, url: db.url, production: false }]);
-  const results: Results = {
-    kind: 'backup',
-    sizeMb: benchSizeMb(),
-    databaseBytes: db.bytes,
-    date: new Date().toISOString(),
-    commit: commitOf(),
-    cores: cores(),
-    settings: passedThrough(),
-    metrics: {},
-  };
-  const put = (key: string, jobs: number | 'all', value: number | undefined) => {
-    const byJobs = (results.metrics[key] ??= {});
-    if (value !== undefined && Number.isFinite(value)) (byJobs[String(jobs)] ??= []).push(value);
-    else byJobs[String(jobs)] ??= [];
-  };
-  const get = (key: string, jobs: number | 'all'): Values => results.metrics[key]?.[String(jobs)] ?? [];
+  const { results, put, get } = newResults('backup', db, { sizeMb: benchSizeMb(), settings: passedThrough() });
   const notes: string[] = [];
 
   try {
-    console.log(
-      `Ledger ${db.name}: ${(db.bytes / 2 ** 20).toFixed(0)} MiB (pg_database_size); largest table ${db.largest.table}, ` +
-        `${db.largest.rows.toLocaleString('en')} rows, ${(db.largest.bytes / 2 ** 20).toFixed(0)} MiB with its indexes ` +
-        `(${((db.largest.bytes / db.bytes) * 100).toFixed(0)} %). ${results.cores} cores; commit ${results.commit}; ` +
-        `${results.settings.length ? results.settings.join(' ') : 'default settings'}; each measurement runs ${repeat} time(s), ranges are min–max.\n`,
-    );
+    console.log(describeRun(db, results, repeat));
 
     const runbookFile = path.join(world.work, 'runbook.dump.gz.enc');
     for (let r = 0; r < repeat; r++) {
