@@ -34,4 +34,28 @@ export class ChunkBuffer {
   takeAll(): Buffer {
     return this.take(this.length);
   }
+
+  /**
+   * Removes the first `n` bytes (n <= length) and returns them as the pieces they arrived in, without
+   * copying: a cipher can take them one by one, so a 1 MiB chunk is never assembled in a buffer of its own.
+   */
+  takePieces(n: number): Buffer[] {
+    if (n > this.length) throw new RangeError(`cannot take ${n} of ${this.length} bytes`);
+    const pieces: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const head = this.parts[0]!;
+      if (head.length <= left) {
+        pieces.push(head);
+        left -= head.length;
+        this.parts.shift();
+      } else {
+        pieces.push(head.subarray(0, left));
+        this.parts[0] = head.subarray(left);
+        left = 0;
+      }
+    }
+    this.length -= n;
+    return pieces;
+  }
 }

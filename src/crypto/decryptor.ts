@@ -27,9 +27,7 @@ export class Decryptor extends Transform {
       const sealed = this.header.chunkBytes + TAG_BYTES;
       // A full-size chunk is never the last one (the encryptor always ends with a short chunk),
       // so it can be opened as soon as it is complete.
-      while (this.pending.length >= sealed) {
-        this.push(this.open(this.pending.take(sealed), false));
-      }
+      while (this.pending.length >= sealed) this.open(this.pending.takePieces(this.header.chunkBytes), this.pending.take(TAG_BYTES), false);
       done();
     } catch (err) {
       done(err as Error);
@@ -48,20 +46,24 @@ export class Decryptor extends Transform {
           `encrypted stream is truncated: it ends after chunk ${this.index - 1} without its final chunk`,
         );
       }
-      this.push(this.open(this.pending.takeAll(), true));
+      this.open(this.pending.takePieces(this.pending.length - TAG_BYTES), this.pending.take(TAG_BYTES), true);
       done();
     } catch (err) {
       done(err as Error);
     }
   }
 
-  private open(sealed: Buffer, last: boolean): Buffer {
+  /**
+   * Opens one chunk from the pieces it arrived in (no copy of the chunk is assembled) and pushes its
+   * plaintext only once the tag has authenticated all of it.
+   */
+  private open(body: Buffer[], tag: Buffer, last: boolean): void {
     const header = this.header!;
     const index = this.index++;
     const decipher = createDecipheriv('aes-256-gcm', this.key, chunkNonce(header.noncePrefix, index, last));
     decipher.setAAD(header.raw);
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+    decipher.setAuthTag(tag);
+    const plain = body.map((piece) => decipher.update(piece));
     try {
       decipher.final();
     } catch {
@@ -73,6 +75,6 @@ export class Decryptor extends Transform {
         { chunk: index },
       );
     }
-    return plain;
+    for (const piece of plain) this.push(piece);
   }
 }

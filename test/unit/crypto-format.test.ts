@@ -94,6 +94,29 @@ describe('encrypted format (chunked AES-256-GCM)', () => {
     await assert.rejects(decrypt(key, dropped), IntegrityError);
   });
 
+  it('decrypts input cut anywhere (chunk bodies and tags split across pieces) and passes no unauthenticated byte', async () => {
+    const plain = randomBytes(3 * CHUNK + 77);
+    const sealed = await encrypt(key, plain, 5);
+    for (const piece of [1, 15, 16, 17, CHUNK - 3, CHUNK + TAG_BYTES + 1]) {
+      const pieces = Array.from({ length: Math.ceil(sealed.length / piece) }, (_, i) => sealed.subarray(i * piece, (i + 1) * piece));
+      assert.deepEqual(await collect(Readable.from(pieces).pipe(new Decryptor(key))), plain, `pieces of ${piece}`);
+    }
+    // The second chunk's tag altered: at most the first chunk's plaintext comes out, none of the second's.
+    const bad = Buffer.from(sealed);
+    bad[HEADER_BYTES + 2 * (CHUNK + TAG_BYTES) - 1]! ^= 0x01;
+    const out: Buffer[] = [];
+    const pieces = Array.from({ length: Math.ceil(bad.length / 100) }, (_, i) => bad.subarray(i * 100, (i + 1) * 100));
+    await assert.rejects(
+      pipeline(Readable.from(pieces), new Decryptor(key), async function* (source) {
+        for await (const c of source) out.push(c as Buffer);
+      }),
+      /chunk 1 fails authentication/,
+    );
+    const passed = Buffer.concat(out);
+    assert.ok(passed.length <= CHUNK, `${passed.length} bytes passed`);
+    assert.deepEqual(passed, plain.subarray(0, passed.length));
+  });
+
   it('refuses the wrong key with a clear error before any data', async () => {
     const sealed = await encrypt(key, randomBytes(2 * CHUNK));
     await assert.rejects(decrypt(randomBytes(32), sealed), (err: Error) => err instanceof WrongKeyError && /does not match this backup/.test(err.message));
