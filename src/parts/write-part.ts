@@ -42,9 +42,16 @@ export class PartWriter {
   async write(source: Stage[], signal: AbortSignal): Promise<WrittenPart> {
     const { storage, key, backupId, name, dataKey, compression } = this.target;
     const cipherKey = partKey(dataKey, backupId, name);
+    // The source already runs (its COPY was sent when it was made): an error it meets before the
+    // pipeline takes it over waits there for the pipeline instead of crashing the worker, and a source
+    // the pipeline never takes over (the step failed or was cancelled first) is closed.
+    const streams = source.filter((s) => typeof s !== 'function');
+    for (const s of streams) s.on('error', () => undefined);
+    let piped = false;
     try {
       signal.throwIfAborted();
       this.writer = await storage.createWriter(key);
+      piped = true;
       await runPipeline(
         [
           ...source,
@@ -59,6 +66,7 @@ export class PartWriter {
       );
       await this.writer.publish();
     } catch (err) {
+      if (!piped) for (const s of streams) s.destroy();
       await this.writer?.abort().catch(() => undefined);
       throw err;
     } finally {
