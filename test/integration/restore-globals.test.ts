@@ -9,9 +9,10 @@ import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { BACKUP_WORKFLOW_TYPE, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowInput, type RestoreWorkflowResult } from '../../workflows/definitions';
+import { BACKUP_WORKFLOW_TYPE, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
 import { contentOf } from '../harness/compare';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { restoreRunner } from '../harness/restores';
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker, testClient } from '../harness/worker';
 
@@ -28,19 +29,7 @@ describe('--with-globals: a restore creates the roles the backup uses that the s
   const reader = `gl reader "${suffix}"`;
   const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-  let lastRestoreEnded = 0;
-  const restore = async (input: Partial<RestoreWorkflowInput>) => {
-    while (Math.floor(Date.now() / 1000) === Math.floor(lastRestoreEnded / 1000)) await new Promise((r) => setTimeout(r, 50));
-    try {
-      return (await client.workflow.execute(RESTORE_WORKFLOW_TYPE, {
-        taskQueue: setup.config.temporal.taskQueue,
-        workflowId: `gl-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
-        args: [{ database: 'gl_src', requestedBy: 'test', force: true, backup: taken.backupId, ...input }],
-      })) as RestoreWorkflowResult;
-    } finally {
-      lastRestoreEnded = Date.now();
-    }
-  };
+  const restore = restoreRunner(() => client, () => setup.config.temporal.taskQueue, 'gl', () => ({ database: 'gl_src', backup: taken.backupId }));
   const roles = async () =>
     query<{ rolname: string; rolcanlogin: boolean; rolconnlimit: number; rolsuper: boolean; rolcreatedb: boolean; rolpassword: string | null }>(
       servers.cluster.adminUrl(),

@@ -16,13 +16,11 @@ import { findDatabase } from '../../src/config/config';
 import { isParts, partsOfTable, storedObjects } from '../../src/parts/parts-of';
 import {
   BACKUP_WORKFLOW_TYPE,
-  RESTORE_WORKFLOW_TYPE,
   type BackupWorkflowResult,
-  type RestoreWorkflowInput,
-  type RestoreWorkflowResult,
 } from '../../workflows/definitions';
 import { contentOf } from '../harness/compare';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
+import { restoreRunner } from '../harness/restores';
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker, testClient } from '../harness/worker';
 
@@ -38,20 +36,7 @@ describe('--tables restores of a parts backup', () => {
   let manifest: Manifest;
   let atBackup: Awaited<ReturnType<typeof contentOf>>;
 
-  let lastRestoreEnded = 0;
-  const restore = async (input: Partial<RestoreWorkflowInput>) => {
-    // Pre-restore snapshot ids have one-second resolution: one restore per second.
-    while (Math.floor(Date.now() / 1000) === Math.floor(lastRestoreEnded / 1000)) await new Promise((r) => setTimeout(r, 50));
-    try {
-      return (await client.workflow.execute(RESTORE_WORKFLOW_TYPE, {
-        taskQueue: setup.config.temporal.taskQueue,
-        workflowId: `tp-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
-        args: [{ database: 'tp_src', requestedBy: 'test', force: true, backup: taken.backupId, ...input }],
-      })) as RestoreWorkflowResult;
-    } finally {
-      lastRestoreEnded = Date.now();
-    }
-  };
+  const restore = restoreRunner(() => client, () => setup.config.temporal.taskQueue, 'tp', () => ({ database: 'tp_src', backup: taken.backupId }));
   const failure = (err: unknown) => String(((err as Error).cause as Error | undefined)?.cause ?? (err as Error).cause ?? err);
 
   before(async () => {

@@ -20,14 +20,12 @@ import { Catalog } from '../../src/catalog/catalog';
 import { partsOfTable } from '../../src/parts/parts-of';
 import {
   BACKUP_WORKFLOW_TYPE,
-  RESTORE_WORKFLOW_TYPE,
   type BackupWorkflowResult,
-  type RestoreWorkflowInput,
-  type RestoreWorkflowResult,
 } from '../../workflows/definitions';
 import { contentOf, schemaOf } from '../harness/compare';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { createHostileDatabase, shellTableName, type HostileDatabase } from '../harness/hostile-names';
+import { restoreRunner } from '../harness/restores';
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker, testClient } from '../harness/worker';
 
@@ -47,20 +45,7 @@ describe('hostile names: names from the database are data, never code', () => {
       workflowId: `hn-backup-${database}-${Date.now()}`,
       args: [{ database }],
     })) as BackupWorkflowResult;
-  let lastRestoreEnded = 0;
-  const restore = async (input: Partial<RestoreWorkflowInput> & { database: string }) => {
-    // Pre-restore snapshot ids have one-second resolution: one restore per second.
-    while (Math.floor(Date.now() / 1000) === Math.floor(lastRestoreEnded / 1000)) await new Promise((r) => setTimeout(r, 50));
-    try {
-      return (await client.workflow.execute(RESTORE_WORKFLOW_TYPE, {
-        taskQueue: setup.config.temporal.taskQueue,
-        workflowId: `hn-restore-${Date.now()}-${Math.random().toString(16).slice(2, 6)}`,
-        args: [{ requestedBy: 'test', force: true, ...input }],
-      })) as RestoreWorkflowResult;
-    } finally {
-      lastRestoreEnded = Date.now();
-    }
-  };
+  const restore = restoreRunner(() => client, () => setup.config.temporal.taskQueue, 'hn');
   const noShellRan = () => assert.equal(existsSync(canary), false, `a shell ran: ${canary} exists`);
 
   before(async () => {
