@@ -1,6 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
+import { CopyOutStream } from './copy-data';
 import { LifelineError } from '../errors';
 import { classifyPgError, connect, withConnection, type ResolvedConnection } from '../postgres/connection';
 import { backendPid } from '../postgres/waits';
@@ -155,5 +155,5 @@ export async function cancelOwnSessions(conn: ResolvedConnection, pids: number[]
 
 /** `COPY … TO STDOUT` on the session, as a stream of the COPY text. */
 export function copyOut(session: SnapshotSession, sql: string): Readable {
-  return session.client.query(copyTo(sql));
+  return session.client.query(new CopyOutStream(sql));
 }
