@@ -1,4 +1,8 @@
-#!/usr/bin/env node
+#!/bin/sh
+':' //; exec env MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}" node --max-semi-space-size=4 "$0" "$@"
+// Line 2 is for sh, which runs this file first (for node it is a string and a comment): it starts node
+// with the settings a worker's memory was measured with, in this same process (exec), for every command.
+// They are bin/worker-settings.js's (a unit test holds the two together; README, "Worker memory").
 // Runs the compiled CLI after `npm run build`, otherwise the TypeScript sources through tsx.
 const path = require('node:path');
 const fs = require('node:fs');

@@ -20,6 +20,7 @@ import { stopProcess } from '../src/infra/server-process';
 import { startTemporalDevServer, type DevServer } from '../src/infra/temporal-dev-server';
 import { ensureTemporalCli, ensureVersitygw } from '../src/infra/tools';
 import { connectTemporal } from '../src/temporal/client';
+import { missingFlags, workerEnv } from '../bin/worker-settings';
 
 export const root = path.resolve(__dirname, '..');
 const TASK_QUEUE = 'bench';
@@ -137,9 +138,11 @@ export async function startWorld(databases: object[], options: { s3?: boolean } 
     const startWorker = async (jobs: number): Promise<BenchWorker> => {
       const logFile = path.join(work, `worker-jobs${jobs}.log`);
       const log = openSync(logFile, 'a');
-      const child: ChildProcess = spawn(process.execPath, [cli, 'worker'], {
+      // With the node flags and environment `lifeline worker` starts with (bin/worker-settings.js).
+      const workerEnvironment = env(jobs);
+      const child: ChildProcess = spawn(process.execPath, [...missingFlags([], workerEnvironment), cli, 'worker'], {
         cwd: root,
-        env: env(jobs),
+        env: workerEnv(workerEnvironment),
         stdio: ['ignore', log, log],
       });
       closeSync(log);

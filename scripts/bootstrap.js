@@ -34,9 +34,12 @@ if (stale()) {
   if (npm.status !== 0) process.exit(npm.status ?? 1);
 }
 const [script, ...args] = ENTRY[task];
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, script), ...args, ...rest], {
+// `up` runs a worker: in a process started with the settings its memory was measured with.
+const worker = task === 'up' ? require('../bin/worker-settings') : undefined;
+const child = spawn(process.execPath, [...(worker ? worker.missingFlags() : []), '--import', 'tsx', path.join(root, script), ...args, ...rest], {
   cwd: process.cwd(),
   stdio: 'inherit',
+  env: worker ? worker.workerEnv() : process.env,
 });
 // Ctrl-C reaches the child too (same process group): let it stop what it started, then exit with it.
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));

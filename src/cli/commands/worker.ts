@@ -16,7 +16,9 @@ export const workerCommand: Command = {
     await ensureSearchAttributes(client.connection, cfg.temporal.namespace);
     await client.connection.close();
     const worker = await createWorker(cfg);
-    logger.info({ taskQueue: cfg.temporal.taskQueue, address: cfg.temporal.address, databases: cfg.databases.map((d) => d.name) }, 'worker started');
+    // The settings its memory depends on (bin/lifeline.js starts node with them; README, "Worker memory").
+    const memory = { nodeFlags: process.execArgv.join(' '), mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? 'unset' };
+    logger.info({ taskQueue: cfg.temporal.taskQueue, address: cfg.temporal.address, databases: cfg.databases.map((d) => d.name), memory }, 'worker started');
     await worker.run();
     logger.info('worker stopped');
     return 0;
