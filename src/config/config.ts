@@ -89,8 +89,36 @@ export interface LifelineConfig {
   };
   /** Thresholds of the alert conditions. */
   alerts: { sizeAnomalyPercent: number; minFreePercent: number; rpoHours: number; rpoGraceHours: number };
-  temporal: { address: string; namespace: string; taskQueue: string };
+  temporal: TemporalConfig;
+  /** `lifeline codec-server`: decodes Lifeline's encrypted payloads for the Web UI and the CLI. */
+  codecServer: { address: string; corsOrigins: string[]; token?: string };
+  /** The worker's Prometheus endpoint (host:port); off when unset. */
+  metrics: { address?: string };
   databases: DatabaseConfig[];
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  /** Workflows and short steps (checks, catalog, notices, audit, RPO watchdog). */
+  taskQueue: string;
+  /** Long steps (dump, verify, restore, transfer): `<taskQueue>-long`, so they never delay a short one. */
+  longTaskQueue: string;
+  /** How many of each a worker runs at once (LIFELINE_LONG_STEP_SLOTS, LIFELINE_SHORT_STEP_SLOTS). */
+  slots: { long: number; short: number };
+  /** TLS to the frontend (TEMPORAL_TLS_*); absent: plaintext. */
+  tls?: TemporalTlsConfig;
+  /** TEMPORAL_API_KEY (Temporal Cloud): sent as a bearer token; a secret, registered for redaction. */
+  apiKey?: string;
+}
+
+export interface TemporalTlsConfig {
+  /** PEM files (absolute paths): client certificate and key (mTLS), and the CA that signed the server's. */
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  /** The name the server's certificate must carry, when it differs from the address's host. */
+  serverName?: string;
 }
 
 export interface KmsConfig {

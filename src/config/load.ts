@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { ConfigError } from '../errors';
 import { looksLikeKey, registerSecret } from '../security/redact';
 import { registerConfigSecrets } from '../security/known-secrets';
-import type { DatabaseConfig, DestinationConfig, LifelineConfig, ScheduleSpec } from './config';
+import type { DatabaseConfig, DestinationConfig, LifelineConfig, ScheduleSpec, TemporalTlsConfig } from './config';
 import { demoDatabaseUrl } from './demo';
 import type { z } from 'zod';
 import { GlobalSchema, type DatabaseEntry, type DestinationEntry } from './schema';
@@ -25,6 +25,18 @@ const SETTINGS = [
   ['temporalAddress', 'TEMPORAL_ADDRESS', '127.0.0.1:7233'],
   ['temporalNamespace', 'TEMPORAL_NAMESPACE', 'default'],
   ['taskQueue', 'LIFELINE_TASK_QUEUE', 'lifeline'],
+  ['longStepSlots', 'LIFELINE_LONG_STEP_SLOTS', undefined],
+  ['shortStepSlots', 'LIFELINE_SHORT_STEP_SLOTS', undefined],
+  ['temporalTls', 'TEMPORAL_TLS', undefined],
+  ['temporalTlsCert', 'TEMPORAL_TLS_CERT', undefined],
+  ['temporalTlsKey', 'TEMPORAL_TLS_KEY', undefined],
+  ['temporalTlsCa', 'TEMPORAL_TLS_CA', undefined],
+  ['temporalTlsServerName', 'TEMPORAL_TLS_SERVER_NAME', undefined],
+  ['temporalApiKey', 'TEMPORAL_API_KEY', undefined],
+  ['codecServerAddress', 'LIFELINE_CODEC_SERVER_ADDRESS', '127.0.0.1:8888'],
+  ['codecCorsOrigins', 'LIFELINE_CODEC_CORS_ORIGINS', 'http://localhost:8233'],
+  ['codecToken', 'LIFELINE_CODEC_TOKEN', undefined],
+  ['metricsAddress', 'LIFELINE_METRICS_ADDRESS', undefined],
   ['databaseUrl', 'DATABASE_URL', undefined],
   ['shutdownGraceSeconds', 'LIFELINE_SHUTDOWN_GRACE_SECONDS', '30'],
   ['allowForceRestoreToUrlTargets', 'BACKUP_ALLOW_FORCE_RESTORE_TO_URL_TARGETS', 'false'],
@@ -224,8 +236,15 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
         'put the key in a file readable only by the worker (mode 0600, or create one with `lifeline keys init --file PATH`) and set it to that path',
     );
   }
+  if ((c.temporalTlsCert === undefined) !== (c.temporalTlsKey === undefined)) {
+    problems.push(`${c.temporalTlsCert ? label.temporalTlsCert : label.temporalTlsKey}: set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (client certificate and its key), or neither`);
+  }
+  if (c.temporalTls === false && (c.temporalTlsCert || c.temporalTlsCa || c.temporalTlsServerName)) {
+    problems.push(`${label.temporalTls} = false, but TEMPORAL_TLS_CERT/KEY/CA/SERVER_NAME are set: remove them, or set TEMPORAL_TLS=true`);
+  }
   if (problems.length) throw new ConfigError(problems);
   registerConfigSecrets(databases, destinations, env);
+  for (const secret of [c.temporalApiKey, c.codecToken]) if (secret) registerSecret(secret);
 
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const network = { connectSeconds: c.connectTimeout, idleSeconds: c.requestTimeout };
@@ -258,12 +277,30 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
       onSuccess: c.notifySuccess,
     },
     alerts: { sizeAnomalyPercent: c.sizeAnomalyPercent, minFreePercent: c.minFreePercent, rpoHours: c.rpoHours, rpoGraceHours: c.rpoGraceHours },
-    temporal: { address: c.temporalAddress, namespace: c.temporalNamespace, taskQueue: c.taskQueue },
+    temporal: {
+      address: c.temporalAddress,
+      namespace: c.temporalNamespace,
+      taskQueue: c.taskQueue,
+      longTaskQueue: `${c.taskQueue}-long`,
+      slots: { long: c.longStepSlots ?? c.parallelJobs, short: c.shortStepSlots ?? Math.max(4, 2 * c.parallelJobs) },
+      tls: temporalTls(c, resolve),
+      apiKey: c.temporalApiKey,
+    },
+    codecServer: { address: c.codecServerAddress, corsOrigins: c.codecCorsOrigins, token: c.codecToken },
+    metrics: { address: c.metricsAddress },
     databases,
   };
 }
 
 type Parsed = z.infer<typeof GlobalSchema>;
+
+/** TLS is on when asked for (TEMPORAL_TLS=true), when any TLS file or name is set, or with an API key (Temporal Cloud). */
+function temporalTls(c: Parsed, resolve: (p: string) => string): TemporalTlsConfig | undefined {
+  const wanted = c.temporalTls ?? Boolean(c.temporalTlsCert || c.temporalTlsCa || c.temporalTlsServerName || c.temporalApiKey);
+  if (!wanted) return undefined;
+  const file = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
+  return { certFile: file(c.temporalTlsCert), keyFile: file(c.temporalTlsKey), caFile: file(c.temporalTlsCa), serverName: c.temporalTlsServerName };
+}
 
 function drillConfig(d: DatabaseEntry['drill']): DatabaseConfig['drill'] {
   return { criticalTables: d?.criticalTables ?? [], sql: d?.sql ?? [], command: d?.command, serverUrl: d?.serverUrl, from: d?.from ?? 'offsite' };

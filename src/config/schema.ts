@@ -38,6 +38,12 @@ const byteSize = (minBytes: number, maxBytes: number) => {
   }, z.number({ error }).int({ error }).min(minBytes, { error }).max(maxBytes, { error }));
 };
 
+/** A listening address: host:port, like 127.0.0.1:9464 or 0.0.0.0:8888. */
+const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'must be host:port, like 127.0.0.1:9464' });
+
+/** The path of a PEM file (not the PEM text: keep key material in files, not in the environment). */
+const pemFile = z.string().min(1).refine((v) => !v.includes('-----BEGIN'), { error: 'must be the path of a PEM file, not its contents' });
+
 const bool = z.preprocess(
   (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
   z.boolean({ error: 'must be true or false' }),
@@ -205,6 +211,20 @@ export const GlobalSchema = z
     temporalAddress: z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'must be host:port, like 127.0.0.1:7233' }),
     temporalNamespace: z.string().min(1),
     taskQueue: z.string().min(1),
+    longStepSlots: int(1, 256).optional(),
+    shortStepSlots: int(1, 256).optional(),
+    temporalTls: bool.optional(),
+    temporalTlsCert: pemFile.optional(),
+    temporalTlsKey: pemFile.optional(),
+    temporalTlsCa: pemFile.optional(),
+    temporalTlsServerName: z.string().regex(/^[a-zA-Z0-9.-]{1,253}$/, { error: 'must be a DNS name, like temporal.example.com' }).optional(),
+    temporalApiKey: z.string().min(8, { error: 'must be the API key itself (at least 8 characters)' }).optional(),
+    codecServerAddress: hostPort,
+    codecCorsOrigins: z
+      .union([z.string().transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean)), z.array(z.string())])
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^\s/]+$/, { error: 'must be a comma-separated list of origins like http://localhost:8233 (scheme, host and port, no path)' }))),
+    codecToken: z.string().min(16, { error: 'must be at least 16 characters (a random bearer token, e.g. `openssl rand -hex 32`)' }).optional(),
+    metricsAddress: hostPort.optional(),
     databaseUrl: postgresUrl.optional(),
     databases: z.array(DatabaseEntrySchema).optional(),
     destinations: z.array(DestinationEntrySchema).optional(),

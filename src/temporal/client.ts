@@ -1,10 +1,15 @@
 import { Client, Connection } from '@temporalio/client';
 import type { LifelineConfig } from '../config/config';
 import { LifelineError } from '../errors';
+import { temporalConnectionOptions } from './connection-options';
+import { dataConverterFor } from './data-converter';
 
-export async function connectTemporal(address: string): Promise<Connection> {
+/** A connection to a plain (test or dev) server at `address`, or to the configured frontend with its TLS and API key. */
+export async function connectTemporal(target: string | LifelineConfig): Promise<Connection> {
+  const options = typeof target === 'string' ? { address: target } : await temporalConnectionOptions(target);
+  const address = options.address;
   try {
-    return await Connection.connect({ address, connectTimeout: '5s' });
+    return await Connection.connect({ ...options, connectTimeout: '5s' });
   } catch (err) {
     throw new LifelineError('TemporalUnavailable', `cannot reach Temporal at ${address}: ${(err as Error).message}`, {
       retryable: true,
@@ -15,8 +20,8 @@ export async function connectTemporal(address: string): Promise<Connection> {
 }
 
 export async function createClient(config: LifelineConfig): Promise<Client> {
-  const connection = await connectTemporal(config.temporal.address);
-  return new Client({ connection, namespace: config.temporal.namespace });
+  const connection = await connectTemporal(config);
+  return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config) });
 }
 
 /** The Web UI address of a workflow, for messages (dev server default; TEMPORAL_UI_URL overrides). */

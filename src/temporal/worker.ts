@@ -5,6 +5,8 @@ import { createActivities } from '../../activities';
 import type { LifelineConfig } from '../config/config';
 import { projectRoot } from '../infra/paths';
 import { logger } from '../logger';
+import { temporalConnectionOptions } from './connection-options';
+import { dataConverterFor } from './data-converter';
 import { installTemporalRuntime } from './runtime';
 
 /** In a build (`npm run build`), the workflows bundled ahead of time; from source, bundled at start. */
@@ -17,9 +19,10 @@ export function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflow
 
 export async function createWorker(config: LifelineConfig, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   installTemporalRuntime();
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(await temporalConnectionOptions(config));
   return Worker.create({
     connection,
+    dataConverter: dataConverterFor(config),
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowCode(),
