@@ -13,7 +13,8 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
- && test -f dist/src/cli/main.js
+ && test -f dist/src/cli/main.js \
+ && test -f dist/workflow-bundle.js
 
 # --- runtime: node, the PostgreSQL client tools, zstd, tini; runs as an unprivileged user ---
 FROM ${NODE_IMAGE}
@@ -42,8 +43,12 @@ RUN groupadd --system --gid 10001 lifeline \
  && install -d -o lifeline -g lifeline -m 0700 /var/lib/lifeline /var/lib/lifeline/backups /var/lib/lifeline/keys \
  && install -d -m 0755 /etc/lifeline
 
-# Code owned by root: the worker cannot change what it runs.
-COPY --from=build /app /app
+# What runs, owned by root (the worker cannot change it): the compiled code and its bundled workflows,
+# production node_modules, bin/. No sources: bin/lifeline.js then runs dist/ without asking whether it is stale.
+COPY --from=build /app/package.json /app/package.json
+COPY --from=build /app/node_modules /app/node_modules
+COPY --from=build /app/bin /app/bin
+COPY --from=build /app/dist /app/dist
 ENV BACKUP_DIR=/var/lib/lifeline/backups \
     BACKUP_ENCRYPTION_KEY=/var/lib/lifeline/keys/master.key
 USER lifeline:lifeline

@@ -282,7 +282,11 @@ describe('Dockerfile', () => {
     const build = steps.slice(0, steps.indexOf(stages[1]!));
     assert.ok(build.some((s) => s.op === 'RUN' && /\bnpm ci\b/.test(s.args)));
     assert.ok(build.some((s) => s.op === 'RUN' && /\bnpm run build\b/.test(s.args)));
-    assert.ok(last.some((s) => s.op === 'COPY' && /--from=build\b/.test(s.args)));
+    // The runtime gets the build's output, not the sources (bin/lifeline.js would weigh them for staleness).
+    const fromBuild = last.filter((s) => s.op === 'COPY' && /--from=build\b/.test(s.args)).map((s) => s.args.split(/\s+/).at(-2));
+    for (const needed of ['/app/package.json', '/app/node_modules', '/app/bin', '/app/dist']) assert.ok(fromBuild.includes(needed), needed);
+    assert.ok(!fromBuild.some((f) => f === '/app' || f === '/app/src'), 'no sources in the runtime image');
+    assert.ok(build.some((s) => s.op === 'RUN' && s.args.includes('test -f dist/workflow-bundle.js')), 'the workflows are bundled ahead');
   });
 
   it('copies only sources that exist and that .dockerignore lets through, everything the build reads among them', () => {
