@@ -74,9 +74,6 @@ const SETTINGS = [
   ['rpoGraceHours', 'BACKUP_RPO_GRACE_HOURS', '2'],
 ] as const;
 
-/** The environment variables of the global settings (the deployment's test checks what it sets against them). */
-export const SETTING_VARIABLES: readonly string[] = SETTINGS.map(([, envVar]) => envVar);
-
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
 
 export interface LoadOptions {
@@ -124,6 +121,9 @@ function show(value: unknown): string {
   return value === undefined ? '(unset)' : JSON.stringify(value);
 }
 
+/** Settings whose refused value is not shown: a truncated key is still most of a key, and a key file's text is the key. */
+const UNSHOWN: ReadonlySet<string> = new Set(['temporalApiKey', 'codecToken', 'temporalTlsKey']);
+
 /** Loads and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(options: LoadOptions = {}): LifelineConfig {
   const env = options.env ?? process.env;
@@ -166,7 +166,8 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
         top === 'databases' || top === 'destinations'
           ? `${fileLabel}: ${top}${rest.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')}`
           : (label[top ?? ''] ?? top ?? 'configuration');
-      problems.push(`${where} = ${show(value)}: ${issue.message}`);
+      const shown = UNSHOWN.has(top ?? '') && rest.length === 0 && typeof value === 'string' ? `(${value.length} characters, not shown)` : show(value);
+      problems.push(`${where} = ${shown}: ${issue.message}`);
     }
   }
   if (!parsed.success || problems.length) throw new ConfigError(problems);

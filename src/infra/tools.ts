@@ -158,25 +158,3 @@ export async function ensureSystemTools(say: Say = () => undefined): Promise<voi
   }
   await aptInstall(missing, say);
 }
-
-/**
- * A Compose validator for docker-compose.temporal.yml (these machines have no Docker engine; `config`
- * needs none): DOCKER_COMPOSE_PATH, else `docker-compose` on PATH, else Debian's `docker-compose` (1.29)
- * installed with apt-get when we are root. Only the compose test asks for it.
- */
-export async function ensureDockerCompose(say: Say = () => undefined): Promise<string> {
-  const explicit = process.env.DOCKER_COMPOSE_PATH;
-  if (explicit) {
-    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `DOCKER_COMPOSE_PATH=${explicit} does not exist`);
-    return explicit;
-  }
-  const found = await onPath('docker-compose');
-  if (found) return found;
-  if (!canApt()) {
-    throw new LifelineError('ToolMissing', 'docker-compose is not installed (the compose test validates docker-compose.temporal.yml with it)', {
-      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y docker-compose) or set DOCKER_COMPOSE_PATH to a docker-compose binary',
-    });
-  }
-  await aptInstall(['docker-compose'], say);
-  return '/usr/bin/docker-compose';
-}

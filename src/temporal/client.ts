@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import type { LifelineConfig } from '../config/config';
 import { LifelineError } from '../errors';
-import { temporalConnectionOptions } from './connection-options';
+import { temporalConnectFailure, temporalConnectionOptions } from './connection-options';
 import { dataConverterFor } from './data-converter';
 
 /** A connection to a plain (test or dev) server at `address`, or to the configured frontend with its TLS and API key. */
@@ -11,6 +11,8 @@ export async function connectTemporal(target: string | LifelineConfig): Promise<
   try {
     return await Connection.connect({ ...options, connectTimeout: '5s' });
   } catch (err) {
+    // With the configuration: a TLS or API-key refusal named as such (CA file, server name, what to check).
+    if (typeof target !== 'string') throw await temporalConnectFailure(err, target, options);
     throw new LifelineError('TemporalUnavailable', `cannot reach Temporal at ${address}: ${(err as Error).message}`, {
       retryable: true,
       hint: 'start it with `npm start` (lifeline up), or set TEMPORAL_ADDRESS to a running server',

@@ -1,11 +1,11 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createActivities } from '../../activities';
 import type { LifelineConfig } from '../config/config';
 import { projectRoot } from '../infra/paths';
 import { logger } from '../logger';
-import { temporalConnectionOptions } from './connection-options';
+import { connectNative } from './connection-options';
 import { dataConverterFor } from './data-converter';
 import { installTemporalRuntime } from './runtime';
 
@@ -19,7 +19,8 @@ export function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflow
 
 export async function createWorker(config: LifelineConfig, overrides: Partial<WorkerOptions> = {}): Promise<Worker> {
   installTemporalRuntime();
-  const connection = await NativeConnection.connect(await temporalConnectionOptions(config));
+  // TLS and API key from the configuration; a refusal says what to check (CA file, server name, client certificate).
+  const connection = await connectNative(config);
   return Worker.create({
     connection,
     dataConverter: dataConverterFor(config),

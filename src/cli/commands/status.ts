@@ -48,7 +48,11 @@ export const statusCommand: Command = {
   options: { ...jsonOption },
   async run({ values }) {
     const cfg = config();
-    const client = await createClient(cfg).catch(() => undefined);
+    const client = await createClient(cfg).catch((err: unknown) => {
+      // The catalog's facts are still shown; say once why Temporal's are not (a TLS refusal says what to check).
+      process.stderr.write(`Temporal: ${errorMessage(err)}\n`);
+      return undefined;
+    });
     const now = Date.now();
     const statuses: DatabaseStatus[] = [];
     const alerts = await new AlertState(cfg.backupDir).list();
