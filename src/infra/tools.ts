@@ -158,3 +158,47 @@ export async function ensureSystemTools(say: Say = () => undefined): Promise<voi
   }
   await aptInstall(missing, say);
 }
+
+/**
+ * promtool (Debian's `prometheus` package), which checks the metrics text and the example alert rules
+ * (deploy/prometheus/): PROMTOOL_PATH, else `promtool` on PATH, else installed with apt-get when we are
+ * root. Only the metrics test asks for it.
+ */
+export async function ensurePromtool(say: Say = () => undefined): Promise<string> {
+  const explicit = process.env.PROMTOOL_PATH;
+  if (explicit) {
+    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `PROMTOOL_PATH=${explicit} does not exist`);
+    return explicit;
+  }
+  const found = await onPath('promtool');
+  if (found) return found;
+  if (!canApt()) {
+    throw new LifelineError('ToolMissing', 'promtool is not installed (the metrics test checks the metrics text and the alert rules with it)', {
+      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y prometheus) or set PROMTOOL_PATH to a promtool binary',
+    });
+  }
+  await aptInstall(['prometheus'], say);
+  return '/usr/bin/promtool';
+}
+
+/**
+ * A Compose validator for docker-compose.temporal.yml (these machines have no Docker engine; `config`
+ * needs none): DOCKER_COMPOSE_PATH, else `docker-compose` on PATH, else Debian's `docker-compose` (1.29)
+ * installed with apt-get when we are root. Only the compose test asks for it.
+ */
+export async function ensureDockerCompose(say: Say = () => undefined): Promise<string> {
+  const explicit = process.env.DOCKER_COMPOSE_PATH;
+  if (explicit) {
+    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `DOCKER_COMPOSE_PATH=${explicit} does not exist`);
+    return explicit;
+  }
+  const found = await onPath('docker-compose');
+  if (found) return found;
+  if (!canApt()) {
+    throw new LifelineError('ToolMissing', 'docker-compose is not installed (the compose test validates docker-compose.temporal.yml with it)', {
+      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y docker-compose) or set DOCKER_COMPOSE_PATH to a docker-compose binary',
+    });
+  }
+  await aptInstall(['docker-compose'], say);
+  return '/usr/bin/docker-compose';
+}

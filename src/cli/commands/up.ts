@@ -15,10 +15,14 @@ import { createClient } from '../../temporal/client';
 import { applySchedules } from '../../temporal/schedules';
 import { ensureSearchAttributes } from '../../temporal/search-attributes';
 import { createWorker } from '../../temporal/worker';
+import { startMetricsEndpoint } from '../../metrics/endpoint';
 import type { Command } from '../command';
 import { describeResult, startBackup, waitForBackup } from './backup';
 
 const say = (line: string) => process.stdout.write(line + '\n');
+
+/** Where `npm start` serves the worker's metrics when LIFELINE_METRICS_ADDRESS is unset (the OpenTelemetry/Prometheus exporter port). */
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9464';
 
 /** The demo database: a private cluster under .lifeline/, seeded once, with a password-protected role. */
 async function startDemoDatabase(): Promise<{ url: string; cluster: PrivateCluster }> {
@@ -91,6 +95,17 @@ export const upCommand: Command = {
 
       const client = await createClient(cfg);
       await ensureSearchAttributes(client.connection, cfg.temporal.namespace);
+      // Prometheus metrics on 127.0.0.1:9464 unless LIFELINE_METRICS_ADDRESS (or metricsAddress) says where;
+      // started before the worker connects (it installs the Temporal runtime with the SDK's exporter).
+      const metrics = await startMetricsEndpoint(cfg, { address: cfg.metrics.address ?? DEFAULT_METRICS_ADDRESS }).catch((err: Error) => {
+        if (cfg.metrics.address) throw err;
+        say(`Metrics not served: ${err.message} (set LIFELINE_METRICS_ADDRESS to another host:port).`);
+        return undefined;
+      });
+      if (metrics) {
+        stops.push(metrics.stop);
+        say(`Metrics for Prometheus: ${metrics.url}`);
+      }
       const worker = await createWorker(cfg);
       // The worker stops itself on SIGINT/SIGTERM (the Temporal runtime's signal handling); whatever
       // we are waiting for then, stop waiting and shut down what we started.
