@@ -74,6 +74,9 @@ const SETTINGS = [
   ['rpoGraceHours', 'BACKUP_RPO_GRACE_HOURS', '2'],
 ] as const;
 
+/** The environment variables of the global settings (the deployment's test checks what it sets against them). */
+export const SETTING_VARIABLES: readonly string[] = SETTINGS.map(([, envVar]) => envVar);
+
 export const CONFIG_FILE_NAMES = ['lifeline.config.json', 'lifeline.config.yaml', 'lifeline.config.yml'];
 
 export interface LoadOptions {
