@@ -118,7 +118,7 @@ export async function startMetricsEndpoint(config: LifelineConfig, options: Metr
   });
   const bound = server.address() as AddressInfo;
   const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}/metrics`;
-  logger.info({ url, sdkMetricsAddress }, 'metrics endpoint listening');
+  logger.info({ endpoint: url, sdkMetricsAddress }, 'metrics endpoint listening');
   return {
     url,
     sdkMetricsAddress,
