@@ -6,7 +6,9 @@
  */
 import type { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { describeResult, startBackup, waitForBackup } from '../../src/cli/commands/backup';
 import { catalogFor } from '../../src/backup/repository';
@@ -21,6 +23,19 @@ import { newWorkDir, testServers, type TestServers } from '../harness/servers';
 import { makeTestPki, startAuthRecorder, startTlsProxy, type AuthRecorder, type TestPki, type TlsProxy } from '../harness/tls-proxy';
 
 const API_KEY = 'tmprl-test-api-key-7f3c9a51e2d84b60';
+
+/** `lifeline ARGS` from the sources, with `env` added to ours; asynchronous, as the proxy runs in this process. */
+async function lifeline(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = path.join(__dirname, '..', '..', 'bin', 'lifeline.js');
+  try {
+    const { stdout, stderr } = await promisify(execFile)(bin, args, { env: { ...process.env, ...env, LIFELINE_FROM_SOURCE: '1' }, encoding: 'utf8' });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 async function refusal(promise: Promise<unknown>): Promise<LifelineError> {
   try {
@@ -83,6 +98,21 @@ describe('Temporal over TLS: a TLS-terminating proxy in front of the dev server'
     // Every connection (the client's, the worker's) went through the proxy and showed the client certificate.
     assert.ok(mtls.clientSubjects.length >= 2, `connections through the proxy: ${mtls.clientSubjects.length}`);
     assert.deepEqual(new Set(mtls.clientSubjects), new Set(['lifeline-worker']));
+  });
+
+  it('lifeline status reads the last run through the same TLS settings, and says why when the CA is wrong', async () => {
+    const ok = await lifeline(['status', '--json'], setup.env);
+    assert.ok(ok.stdout.trim(), `lifeline status printed nothing: ${ok.stderr}`);
+    const [status] = JSON.parse(ok.stdout) as Array<{ database: string; lastRun?: { workflowId: string; status: string }; temporal?: string }>;
+    assert.equal(status?.database, 'it_tls', ok.stderr);
+    assert.match(status.lastRun?.workflowId ?? '', /^lifeline-backup-it_tls-manual-/, `${ok.stdout}\n${ok.stderr}`);
+    assert.equal(status.lastRun?.status, 'COMPLETED');
+
+    const wrong = await lifeline(['status', '--json'], { ...setup.env, TEMPORAL_TLS_CA: pki.other.cert });
+    assert.ok(wrong.stdout.trim(), `lifeline status printed nothing: ${wrong.stderr}`);
+    assert.ok(wrong.stderr.includes(`Temporal: cannot connect to Temporal at ${mtls.address} over TLS (TLS with the CA in ${pki.other.cert} (TEMPORAL_TLS_CA)`), wrong.stderr);
+    assert.match(wrong.stderr, /→ the server's certificate is not signed by/);
+    assert.equal((JSON.parse(wrong.stdout) as Array<{ temporal?: string }>)[0]?.temporal, 'unreachable');
   });
 
   it('refuses a server whose certificate another CA signed, naming the address and the CA file (client and worker)', async () => {
