@@ -11,6 +11,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { catalogFor } from '../../src/backup/repository';
@@ -287,6 +288,41 @@ describe('the worker\'s Prometheus endpoint', () => {
       rmSync(bad);
     }
     assert.equal(one((await scrape()).samples, 'lifeline_collector_up', { collector: 'drills' }), 1);
+  });
+
+  it('answers in time when a destination never answers: that destination is left out, the rest is served', async () => {
+    // A TCP server that accepts and never writes a byte, as an S3 endpoint behind a dead load balancer.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', () => undefined).on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    process.env.MT_SILENT_KEY = 'silent-key';
+    process.env.MT_SILENT_SECRET = 'silent-secret-value';
+    const db = setup.config.databases.find((d) => d.name === 'mt_source')!;
+    const hung = await testConfig(servers, 'metrics-hung', [{ name: 'mt_source', url: db.url, production: false }], {
+      destinations: [{ name: 'stuck', type: 's3', bucket: 'stuck', endpoint: `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, accessKeyIdEnv: 'MT_SILENT_KEY', secretAccessKeyEnv: 'MT_SILENT_SECRET' }],
+    });
+    const second = await startMetricsEndpoint(hung.config, { address: '127.0.0.1:0', collectorTimeoutMs: 1500 });
+    try {
+      const started = Date.now();
+      const response = await fetch(second.url);
+      const elapsed = Date.now() - started;
+      assert.equal(response.status, 200);
+      const { samples } = parseText(await response.text());
+      assert.ok(elapsed < 5000, `scrape took ${elapsed} ms`);
+      assert.equal(one(samples, 'lifeline_collector_up', { collector: 'destination', database: 'mt_source', destination: 'stuck' }), 0);
+      assert.equal(one(samples, 'lifeline_scrape_errors_total', { collector: 'destination' }), 1);
+      assert.equal(find(samples, 'lifeline_replication_lag_seconds', { destination: 'stuck' }).length, 0);
+      assert.equal(one(samples, 'lifeline_collector_up', { collector: 'catalog', database: 'mt_source' }), 1);
+      assert.equal(one(samples, 'lifeline_verified_backups', { database: 'mt_source', destination: 'local' }), 0, 'its own (empty) repository');
+      assert.ok(!samples.some((x) => Object.values(x.labels).some((v) => v.includes('silent-secret-value'))));
+    } finally {
+      await second.stop();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('serves GET /metrics only', async () => {
