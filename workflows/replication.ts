@@ -1,5 +1,4 @@
-import { proxyActivities, setHandler } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { setHandler } from '@temporalio/workflow';
 import { DATABASE_NAME_PATTERN } from '../src/catalog/naming';
 import {
   replicationProgressQuery,
@@ -7,13 +6,14 @@ import {
   type ReplicationWorkflowInput,
   type ReplicationWorkflowResult,
 } from './definitions';
-import { cancellationRethrown, invalid, quick, rootMessage } from './steps';
+import { cancellationRethrown, invalid, onLongQueue, quick, rootMessage } from './steps';
 
 /**
  * Uploads heartbeat their multipart state; a retry after a worker crash or an unreachable
- * endpoint resumes from it. Retried for longer than other steps: S3 outages are usually brief.
+ * endpoint resumes from it. Retried for longer than other steps: S3 outages are usually brief. On the long
+ * task queue, like dumps.
  */
-const transfer = proxyActivities<Activities>({
+const transfer = onLongQueue({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 6 },

@@ -1,5 +1,4 @@
 import { Client, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { keyringFor } from '../../src/crypto/keys';
 import { connectTemporal } from '../../src/temporal/client';
 import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../src/temporal/schedules';
-import { createWorker } from '../../src/temporal/worker';
+import { createWorker, type LifelineWorker } from '../../src/temporal/worker';
 import {
   BACKUP_WORKFLOW_TYPE,
   BackupDatabase,
@@ -31,7 +30,7 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
+  let worker: LifelineWorker;
   let running: Promise<void>;
   let source: { url: string; password: string };
   let result: BackupWorkflowResult;

@@ -1,5 +1,4 @@
 import { Client, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -10,7 +9,7 @@ import { parseBackupId } from '../../src/catalog/naming';
 import { pgTool } from '../../src/postgres/binaries';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { connectTemporal } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
+import { createWorker, type LifelineWorker } from '../../src/temporal/worker';
 import { ensureTemporalCli } from '../../src/infra/tools';
 import { waitFor } from '../../src/infra/net';
 import {
@@ -35,7 +34,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
   let servers: TestServers;
   let setup: TestSetup;
   let client: Client;
-  let worker: Worker;
+  let worker: LifelineWorker;
   let running: Promise<void>;
   let first: BackupWorkflowResult;
   let second: BackupWorkflowResult;

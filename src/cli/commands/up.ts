@@ -113,7 +113,7 @@ export const upCommand: Command = {
       const stopped = running.then(() => {
         throw new LifelineError('Stopped', 'stopped before the first backup finished (it resumes when a worker runs again)');
       });
-      say(`Worker polling task queue "${cfg.temporal.taskQueue}" for ${cfg.databases.map((d) => d.name).join(', ')}.`);
+      say(`Worker polling task queues "${cfg.temporal.taskQueue}" (workflows, short steps) and "${cfg.temporal.longTaskQueue}" (long steps) for ${cfg.databases.map((d) => d.name).join(', ')}.`);
       for (const change of await applySchedules(client, cfg)) say(`Schedule ${change.scheduleId}: ${change.change}`);
 
       for (const db of cfg.databases) {
