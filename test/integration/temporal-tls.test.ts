@@ -18,6 +18,7 @@ import { LifelineError } from '../../src/errors';
 import { connectTemporal, createClient } from '../../src/temporal/client';
 import { connectNative } from '../../src/temporal/connection-options';
 import { createWorker } from '../../src/temporal/worker';
+import { ensureTemporalCli } from '../../src/infra/tools';
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { newWorkDir, testServers, type TestServers } from '../harness/servers';
 import { makeTestPki, startAuthRecorder, startTlsProxy, type AuthRecorder, type TestPki, type TlsProxy } from '../harness/tls-proxy';
@@ -113,6 +114,13 @@ describe('Temporal over TLS: a TLS-terminating proxy in front of the dev server'
     assert.ok(wrong.stderr.includes(`Temporal: cannot connect to Temporal at ${mtls.address} over TLS (TLS with the CA in ${pki.other.cert} (TEMPORAL_TLS_CA)`), wrong.stderr);
     assert.match(wrong.stderr, /→ the server's certificate is not signed by/);
     assert.equal((JSON.parse(wrong.stdout) as Array<{ temporal?: string }>)[0]?.temporal, 'unreachable');
+  });
+
+  it('the temporal CLI reads the same variables: with them it lists the backup run through the proxy', async () => {
+    const cli = await ensureTemporalCli();
+    const env = { ...process.env, TEMPORAL_ADDRESS: mtls.address, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TLS_CA: pki.ca.cert, TEMPORAL_TLS_CERT: pki.client.cert, TEMPORAL_TLS_KEY: pki.client.key };
+    const { stdout } = await promisify(execFile)(cli, ['workflow', 'list', '--query', "WorkflowId STARTS_WITH 'lifeline-backup-it_tls-manual-'", '--output', 'json'], { env, encoding: 'utf8' });
+    assert.match(stdout, /lifeline-backup-it_tls-manual-/);
   });
 
   it('refuses a server whose certificate another CA signed, naming the address and the CA file (client and worker)', async () => {
