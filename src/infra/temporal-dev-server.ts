@@ -12,6 +12,8 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; omit for a headless server. */
   uiPort?: number;
+  /** The codec server the Web UI decodes payloads with (`--ui-codec-endpoint`); needs `uiPort`. */
+  uiCodecEndpoint?: string;
   logFile: string;
 }
 
@@ -36,6 +38,7 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     '--port', String(port),
     '--log-level', 'warn',
     ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
+    ...(options.uiPort && options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...devServerSearchAttributeArgs(),
     '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
     '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',

@@ -139,7 +139,8 @@ async function aptInstall(packages: string[], say: Say): Promise<void> {
   say(`Installing ${packages.join(' ')} with apt-get…`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await runVisible('apt-get', ['update', '-qq'], env);
-  await runVisible('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], env);
+  // Another installer (a second test file, the operator) may hold dpkg's lock: wait for it instead of failing.
+  await runVisible('apt-get', ['install', '-y', '-qq', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', ...packages], env);
 }
 
 const canApt = () => process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
@@ -157,6 +158,27 @@ export async function ensureSystemTools(say: Say = () => undefined): Promise<voi
     });
   }
   await aptInstall(missing, say);
+}
+
+/**
+ * A Chromium for the Web UI test (driven by playwright-core): CHROMIUM_PATH, else Debian's `chromium`,
+ * installed with apt-get when we are root and it is missing. Only the browser test asks for it.
+ */
+export async function ensureChromium(say: Say = () => undefined): Promise<string> {
+  const explicit = process.env.CHROMIUM_PATH;
+  if (explicit) {
+    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `CHROMIUM_PATH=${explicit} does not exist`);
+    return explicit;
+  }
+  const found = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? (await onPath('chromium'));
+  if (found) return found;
+  if (!canApt()) {
+    throw new LifelineError('ToolMissing', 'Chromium is not installed (the Web UI test drives it)', {
+      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y chromium) or set CHROMIUM_PATH to a Chromium binary',
+    });
+  }
+  await aptInstall(['chromium'], say);
+  return '/usr/bin/chromium';
 }
 
 /**

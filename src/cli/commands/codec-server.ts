@@ -1,0 +1,64 @@
+import type { LifelineConfig } from '../../config/config';
+import { UsageError } from '../../errors';
+import { isListening } from '../../infra/net';
+import { chainCodecs, startCodecServer, type RunningCodecServer } from '../../temporal/codec-server';
+import { dataConverterFor } from '../../temporal/data-converter';
+import type { Command } from '../command';
+import { config } from '../common';
+
+/** The configured codec server (LIFELINE_CODEC_*) around the installation's payload codec. */
+export function startConfiguredCodecServer(cfg: LifelineConfig, address = cfg.codecServer.address): Promise<RunningCodecServer> {
+  return startCodecServer({
+    address,
+    codec: chainCodecs(dataConverterFor(cfg).payloadCodecs ?? []),
+    namespace: cfg.temporal.namespace,
+    corsOrigins: cfg.codecServer.corsOrigins,
+    token: cfg.codecServer.token,
+  });
+}
+
+/**
+ * For `lifeline up`: the codec server's URL, started in this process unless one already listens on the
+ * configured address (a `lifeline codec-server` in another terminal, a previous `up`); `stop` is absent then.
+ */
+export async function codecServerForUp(cfg: LifelineConfig): Promise<{ url: string; stop?: () => Promise<void>; started: boolean }> {
+  const { address } = cfg.codecServer;
+  const at = address.lastIndexOf(':');
+  if (await isListening(address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(at + 1)))) {
+    return { url: `http://${address}`, started: false };
+  }
+  const server = await startConfiguredCodecServer(cfg);
+  return { url: server.url, stop: server.close, started: true };
+}
+
+export const codecServerCommand: Command = {
+  name: 'codec-server',
+  summary: 'serve the payload codec over HTTP, so the Web UI and `temporal --codec-endpoint` show decoded payloads',
+  usage: 'lifeline codec-server [--address HOST:PORT]',
+  details: `  POST /encode, /decode, /<namespace>/encode and /<namespace>/decode (Temporal's remote codec protocol),
+  for the namespace TEMPORAL_NAMESPACE only. Listens on LIFELINE_CODEC_SERVER_ADDRESS (default
+  127.0.0.1:8888); --address overrides it. Browsers may call it only from LIFELINE_CODEC_CORS_ORIGINS;
+  with LIFELINE_CODEC_TOKEN set, every request needs "Authorization: Bearer <token>".
+  Web UI:      temporal server start-dev --ui-codec-endpoint http://127.0.0.1:8888  (or TEMPORAL_CODEC_ENDPOINT)
+  CLI:         temporal workflow show -w <id> --codec-endpoint http://127.0.0.1:8888 [--codec-auth "Bearer <token>"]
+  Runs until SIGINT/SIGTERM.`,
+  options: { address: { type: 'string' } },
+  async run({ values }) {
+    const cfg = config();
+    const address = (values.address as string | undefined) ?? cfg.codecServer.address;
+    if (!/^[^\s]+:\d{1,5}$/.test(address)) throw new UsageError(`--address ${address}: must be host:port, like 127.0.0.1:8888`);
+    const server = await startConfiguredCodecServer(cfg, address);
+    process.stdout.write(
+      `Codec server on ${server.url} for namespace "${cfg.temporal.namespace}"` +
+        `; browsers allowed from ${cfg.codecServer.corsOrigins.join(', ') || 'nowhere'}` +
+        `; bearer token ${cfg.codecServer.token ? 'required' : 'not required (LIFELINE_CODEC_TOKEN unset)'}.\n` +
+        `  Web UI: --ui-codec-endpoint ${server.url}   CLI: temporal workflow show -w <id> --codec-endpoint ${server.url}\n`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.close();
+    return 0;
+  },
+};
