@@ -1,7 +1,6 @@
 import { Catalog } from '../catalog/catalog';
 import { findDestination, type DatabaseConfig, type DestinationConfig, type LifelineConfig } from '../config/config';
 import { LocalStorage } from '../storage/local';
-import { S3Storage } from '../storage/s3';
 import type { BackupStorage } from '../storage/storage';
 
 export const LOCAL = 'local';
@@ -16,7 +15,10 @@ export function catalogFor(db: DatabaseConfig): Catalog {
 }
 
 export function destinationStorage(destination: DestinationConfig): BackupStorage {
-  return destination.kind === 'local' ? new LocalStorage(destination.name, destination.path) : new S3Storage(destination.name, destination);
+  if (destination.kind === 'local') return new LocalStorage(destination.name, destination.path);
+  // The AWS SDK loads with the first S3 destination used: `lifeline list` and `status` start without it.
+  const { S3Storage } = require('../storage/s3') as typeof import('../storage/s3');
+  return new S3Storage(destination.name, destination);
 }
 
 /** `local` (the database's repository) or a configured destination, by name. */

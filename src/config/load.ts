@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import type YAML from 'yaml';
 import { ConfigError } from '../errors';
 import { looksLikeKey, registerSecret } from '../security/redact';
 import { registerConfigSecrets } from '../security/known-secrets';
@@ -103,7 +103,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let data: unknown;
   try {
-    data = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    // The YAML parser loads only for a YAML config file (most commands start without one).
+    data = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof YAML).parse(text);
   } catch (err) {
     throw new ConfigError([`config file ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
   }

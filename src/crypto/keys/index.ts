@@ -1,7 +1,7 @@
 import type { LifelineConfig } from '../../config/config';
 import { LifelineError } from '../../errors';
 import type { EncryptionContext, KeyProvider, KeyProviderKind, WrappedDataKey } from './key-provider';
-import { KmsKeyProvider } from './kms';
+import type { KmsKeyProvider } from './kms';
 import { LocalKeyFileProvider } from './local-key-file';
 
 export type { DataKey, EncryptionContext, KeyProvider, KeyProviderKind, RotationResult, WrappedDataKey } from './key-provider';
@@ -22,7 +22,8 @@ export function keyringFor(config: LifelineConfig): Keyring {
   const kms = config.encryption.kms;
   // One client per keyring: it also remembers the configured key's account and region (the allow-list).
   let kmsClient: KmsKeyProvider | undefined;
-  const kmsProvider = () => (kmsClient ??= new KmsKeyProvider(kms));
+  // The AWS SDK's KMS client loads with the first use of KMS, not with every command that makes a keyring.
+  const kmsProvider = () => (kmsClient ??= new (require('./kms') as typeof import('./kms')).KmsKeyProvider(kms));
   const provider = (kind: KeyProviderKind): KeyProvider => {
     if (kind === 'local') return local;
     if (kind === 'kms') return kmsProvider();
