@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Entry point of `npm start`, `npm test` and `npm run bench` on a fresh clone: installs the npm
-// packages when they are missing or stale, then runs the TypeScript entry point through tsx.
+// packages when they are missing or stale; `npm start` then builds dist/ when it is missing or older
+// than the sources (scripts/build.js) and runs the compiled CLI; tests and benchmarks run their
+// TypeScript entry point through tsx.
 // Plain JavaScript with no dependencies, because it runs before node_modules exists.
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -33,10 +35,26 @@ if (stale()) {
   const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (npm.status !== 0) process.exit(npm.status ?? 1);
 }
-const [script, ...args] = ENTRY[task];
+let [script, ...args] = ENTRY[task];
+let loader = ['--import', 'tsx'];
+if (task === 'up') {
+  // The compiled CLI, rebuilt first when a source changed since the last build; a build that fails
+  // (a type error while editing) leaves the sources to tsx, as before: never stale compiled code.
+  const build = require('./build');
+  const why = build.staleness(root);
+  if (why) {
+    console.log(`Building dist/ (tsc, workflow bundle): ${why}…`);
+    const failed = build.build(root);
+    if (failed) console.error(`bootstrap: ${failed}; running the TypeScript sources through tsx instead`);
+  }
+  if (!build.staleness(root)) {
+    script = 'dist/src/cli/main.js';
+    loader = [];
+  }
+}
 // `up` runs a worker: in a process started with the settings its memory was measured with.
 const worker = task === 'up' ? require('../bin/worker-settings') : undefined;
-const child = spawn(process.execPath, [...(worker ? worker.missingFlags() : []), '--import', 'tsx', path.join(root, script), ...args, ...rest], {
+const child = spawn(process.execPath, [...(worker ? worker.missingFlags() : []), ...loader, path.join(root, script), ...args, ...rest], {
   cwd: process.cwd(),
   stdio: 'inherit',
   env: worker ? worker.workerEnv() : process.env,
