@@ -50,7 +50,15 @@ describe('configuration', () => {
     assert.deepEqual(config.compression, { algorithm: 'gzip', level: 9 });
     assert.equal(config.parallelJobs, 4);
     assert.deepEqual(config.notifications.email, ['admin@company.com', 'dba@company.com']);
-    assert.deepEqual(config.temporal, { address: 'temporal:7233', namespace: 'backups', taskQueue: 'pg' });
+    assert.deepEqual(config.temporal, {
+      address: 'temporal:7233',
+      namespace: 'backups',
+      taskQueue: 'pg',
+      longTaskQueue: 'pg-long',
+      slots: { long: 4, short: 8 }, // BACKUP_PARALLEL_JOBS, and max(4, 2 × jobs)
+      tls: undefined,
+      apiKey: undefined,
+    });
   });
 
   it('lists every bad value at once, naming the variable, the value and what is allowed', () => {
