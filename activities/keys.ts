@@ -1,13 +1,22 @@
 import { Context } from '@temporalio/activity';
 import type { LifelineConfig } from '../src/config/config';
+import { codecKeysFor } from '../src/crypto/codec-keys';
 import { keyProviderFor, type RotationResult } from '../src/crypto/keys';
 import { backupsToRewrap, rewrapBackup, rotationTargets, type RotationTarget } from '../src/rotation/rewrap';
 import { failuresTranslated } from './errors';
 
 export function createKeyActivities(config: LifelineConfig) {
   return {
-    /** New master key (idempotent per rotation id). Returns key ids only. */
-    rotateMasterKey: failuresTranslated(async (rotationId: string): Promise<RotationResult> => keyProviderFor(config).rotate(rotationId)),
+    /**
+     * New master key (idempotent per rotation id), then the payload codec's keys: the older ones
+     * re-wrapped under it and a new one made under it, which encrypts payloads from now on (older
+     * histories keep decoding with the older ones). Returns key ids only.
+     */
+    rotateMasterKey: failuresTranslated(async (rotationId: string): Promise<RotationResult> => {
+      const rotated = await keyProviderFor(config).rotate(rotationId);
+      await codecKeysFor(config).rotate(rotated.keyId);
+      return rotated;
+    }),
 
     rotationTargets: failuresTranslated(async (): Promise<RotationTarget[]> => rotationTargets(config)),
 

@@ -17,6 +17,7 @@ import { startTemporalDevServer } from '../src/infra/temporal-dev-server';
 import { ensureTemporalCli, ensureVersitygw } from '../src/infra/tools';
 import type { S3Storage } from '../src/storage/s3';
 import { connectTemporal } from '../src/temporal/client';
+import { dataConverterFor } from '../src/temporal/data-converter';
 import { createWorker } from '../src/temporal/worker';
 import { BACKUP_WORKFLOW_TYPE, DRILL_WORKFLOW_TYPE, type DrillReport } from '../workflows/definitions';
 import { benchDatabase } from './bench-seed';
@@ -62,7 +63,7 @@ async function main() {
       LIFELINE_TASK_QUEUE: 'bench-drill',
     },
   });
-  const client = new Client({ connection: await connectTemporal(temporal.address) });
+  const client = new Client({ connection: await connectTemporal(temporal.address), dataConverter: dataConverterFor(config) });
   const worker = await createWorker(config);
   const running = worker.run();
   try {

@@ -32,6 +32,7 @@ import { storedObjects } from '../src/parts/parts-of';
 import { replicateBackup } from '../src/replication/replicate';
 import { S3Storage } from '../src/storage/s3';
 import { connectTemporal } from '../src/temporal/client';
+import { dataConverterFor } from '../src/temporal/data-converter';
 import { createWorker } from '../src/temporal/worker';
 import { KEY_ROTATION_WORKFLOW_TYPE, type KeyRotationWorkflowResult } from '../workflows/definitions';
 import { benchDatabase } from './bench-seed';
@@ -125,7 +126,8 @@ async function main() {
       const running = worker.run();
       let result: KeyRotationWorkflowResult | undefined;
       const seconds = await timed(async () => {
-        result = (await client.workflow.execute(KEY_ROTATION_WORKFLOW_TYPE, {
+        const codecClient = new Client({ connection: client.connection, dataConverter: dataConverterFor(rotating) });
+        result = (await codecClient.workflow.execute(KEY_ROTATION_WORKFLOW_TYPE, {
           taskQueue: rotating.temporal.taskQueue,
           workflowId: `bench-rotation-${Date.now()}`,
           args: [{ requestedBy: 'bench' }],

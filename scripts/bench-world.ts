@@ -19,7 +19,9 @@ import { startLocalS3, type LocalS3Server } from '../src/infra/s3-server';
 import { stopProcess } from '../src/infra/server-process';
 import { startTemporalDevServer, type DevServer } from '../src/infra/temporal-dev-server';
 import { ensureTemporalCli, ensureVersitygw } from '../src/infra/tools';
+import { loadConfig } from '../src/config/load';
 import { connectTemporal } from '../src/temporal/client';
+import { dataConverterFor } from '../src/temporal/data-converter';
 import { missingFlags, workerEnv } from '../bin/worker-settings';
 
 export const root = path.resolve(__dirname, '..');
@@ -111,9 +113,6 @@ export async function startWorld(databases: object[], options: { s3?: boolean } 
       admin.destroy();
     }
     const cli = await buildWorker();
-    const client = new Client({ connection: await connectTemporal(temporalServer.address) });
-    stops.push(() => client.connection.close());
-
     const env = (jobs: number): NodeJS.ProcessEnv => {
       const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !CONTROLLED.test(k) || PASSED_THROUGH.includes(k)));
       return {
@@ -134,6 +133,10 @@ export async function startWorld(databases: object[], options: { s3?: boolean } 
         }),
       };
     };
+
+    // With the workers' payload codec (the same repository and key file).
+    const client = new Client({ connection: await connectTemporal(temporalServer.address), dataConverter: dataConverterFor(loadConfig({ cwd: work, env: env(1) })) });
+    stops.push(() => client.connection.close());
 
     const startWorker = async (jobs: number): Promise<BenchWorker> => {
       const logFile = path.join(work, `worker-jobs${jobs}.log`);

@@ -2,11 +2,14 @@
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { FAILURE_CONVERTER_PATH } from '../src/temporal/data-converter';
 
 async function main() {
   const root = path.resolve(__dirname, '..');
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(root, 'workflows', 'index.ts'),
+    // Failure messages and stacks leave the workflow encoded (the codec encrypts them).
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     // webpack's module list only when something is wrong (npm start builds on a terminal).
     logger: new DefaultLogger('WARN'),
   });

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { decodePayload } from '../temporal/data-converter';
 import type { AuditHead } from './anchors';
 
 /** A head the audit activity returned to a workflow, as its history keeps it. */
@@ -34,7 +34,7 @@ export async function headsInTemporalHistory(client: Client, taskQueue: string, 
       const completed = event.activityTaskCompletedEventAttributes;
       const payload = completed?.result?.payloads?.[0];
       if (!completed || !payload || !auditSteps.has(String(completed.scheduledEventId))) continue;
-      const head = asHead(defaultPayloadConverter.fromPayload(payload));
+      const head = asHead(await decodePayload(client, payload));
       const time = event.eventTime?.seconds ? new Date(Number(event.eventTime.seconds) * 1000).toISOString() : w.startTime.toISOString();
       if (head) heads.push({ ...head, time, from: `the history of workflow ${w.workflowId}` });
     }

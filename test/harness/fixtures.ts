@@ -1,12 +1,13 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { LifelineConfig } from '../../src/config/config';
 import { loadConfig } from '../../src/config/load';
 import { pgClientConfig } from '../../src/postgres/connection';
 import { createKeyFile } from '../../src/crypto/keys/local-key-file';
+import { importCodecKey } from '../../src/crypto/codec-keys';
 import { seedMoneyFlowAt, type SeedSize } from '../../src/infra/moneyflow-seed';
 import { newWorkDir, type TestServers } from './servers';
 
@@ -65,7 +66,10 @@ export async function testConfig(
     ),
     ...options.env,
   };
-  return { dir, env, config: loadConfig({ cwd: dir, env }) };
+  const config = loadConfig({ cwd: dir, env });
+  // Recording replay histories: payloads encrypted with the committed fixture key the replay test decodes with.
+  if (process.env.LIFELINE_RECORD_HISTORY) await importCodecKey(config, replayCodecKey());
+  return { dir, env, config };
 }
 
 export async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
@@ -102,4 +106,9 @@ export async function s3Destination(
     client.destroy();
   }
   return { name, type: 's3', bucket, endpoint: s3.endpoint, accessKeyIdEnv: 'LIFELINE_TEST_S3_KEY', secretAccessKeyEnv: 'LIFELINE_TEST_S3_SECRET', ...extra };
+}
+
+/** The codec key the encoded histories in test/replay/histories were recorded with (a fixture, not a secret). */
+export function replayCodecKey(): Buffer {
+  return Buffer.from(JSON.parse(readFileSync(path.join(__dirname, '..', 'replay', 'codec-key.json'), 'utf8')).key, 'base64');
 }

@@ -1,7 +1,9 @@
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
+import { codecKeyDir } from '../../src/crypto/codec-keys';
 import { freePort } from '../../src/infra/net';
 import { BACKUP_WORKFLOW_TYPE, RPO_WATCHDOG_WORKFLOW_TYPE, type BackupWorkflowResult } from '../../workflows/definitions';
 import type { RpoCheck } from '../../src/alerts/conditions';
@@ -68,7 +70,7 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
         },
       },
     );
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 
@@ -146,6 +148,9 @@ describe('alerts reach a real webhook receiver and a real SMTP server', () => {
     const broken = await testConfig(servers, 'alerts-key', [{ name: 'al_source', url: setup.config.databases[0]!.url }], {
       env: { ...Object.fromEntries(Object.entries(setup.env).filter(([k]) => k.startsWith('BACKUP_') && k !== 'BACKUP_DIR' && k !== 'BACKUP_ENCRYPTION_KEY')), BACKUP_ENCRYPTION_KEY: '/nonexistent/master.key' },
     });
+    // The key file went missing after the worker had opened its payload codec key (which it keeps
+    // in memory, by id): the workflow still runs, and the backup's own step says why it cannot encrypt.
+    cpSync(codecKeyDir(setup.config.backupDir), codecKeyDir(broken.config.backupDir), { recursive: true });
     const stopKeyWorker = await runWorker(broken.config);
     try {
       await assert.rejects(

@@ -8,6 +8,7 @@ import { dataKeyFor } from '../../src/backup/read-backup';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
 import { keyringFor } from '../../src/crypto/keys';
 import { connectTemporal } from '../../src/temporal/client';
+import { dataConverterFor } from '../../src/temporal/data-converter';
 import { applySchedules, backupScheduleId, KEY_ROTATION_SCHEDULE_ID, RETENTION_SCHEDULE_ID, RPO_WATCHDOG_SCHEDULE_ID } from '../../src/temporal/schedules';
 import { createWorker, type LifelineWorker } from '../../src/temporal/worker';
 import {
@@ -25,6 +26,7 @@ import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures'
 import { restorePartsWithPlainTools } from '../harness/plain-restore';
 import { assertNotStoredByTemporal } from '../harness/secrets';
 import { testServers, type TestServers } from '../harness/servers';
+import { decodedPayloadsOf } from '../harness/worker';
 
 describe('backupWorkflow against real Temporal and PostgreSQL', () => {
   let servers: TestServers;
@@ -53,7 +55,7 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
       { name: 'it_source', url: source.url },
       { name: 'it_badpw', url: badPassword.toString() },
     ]);
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
+    client = new Client({ connection: await connectTemporal(servers.temporalAddress), dataConverter: dataConverterFor(setup.config) });
     worker = await createWorker(setup.config);
     running = worker.run();
   });
@@ -189,10 +191,13 @@ describe('backupWorkflow against real Temporal and PostgreSQL', () => {
 
   it('never lets the database password reach Temporal (history, search attributes, SQLite)', async () => {
     assertNotStoredByTemporal(servers.temporalDbFile, source.password);
-    // Payloads are base64 in the JSON form: decode them all and look there too.
-    const history = historyToJSON(await client.workflow.getHandle(workflowId).fetchHistory());
-    const payloads = [...history.matchAll(/"data": *"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+    // Payloads are encrypted by the codec: decrypt them all and look there too.
+    const raw = await client.workflow.getHandle(workflowId).fetchHistory();
+    const history = historyToJSON(raw);
+    const payloads = (await decodedPayloadsOf(client, raw)).join('\n');
     assert.ok(payloads.includes('"database":"it_source"'), 'the decoded history holds the inputs');
+    const stored = [...history.matchAll(/"data": *"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+    assert.ok(!stored.includes('"database":"it_source"'), 'the stored history holds the inputs only encrypted');
     assert.ok(!history.includes(source.password) && !payloads.includes(source.password));
   });
 });

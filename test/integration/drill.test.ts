@@ -75,7 +75,7 @@ describe('disaster-recovery drills from the offsite destination', () => {
         env: { BACKUP_WEBHOOK_URL: receiver.url, BACKUP_NOTIFY_SUCCESS: 'false' },
       },
     );
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     for (const database of ['dr_source', 'dr_badsql', 'dr_badcmd', 'dr_slow']) {
       backups[database] = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {

@@ -98,7 +98,7 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
       env: { BACKUP_KMS_ENDPOINT: servers.kms.endpoint, BACKUP_KMS_REGION: servers.kms.region, BACKUP_KMS_ALLOWED_KEYS: firstKeyArn.replace(/key\/.*$/, 'key/*') },
     });
     kmsConfig = loadConfig({ cwd: setup.dir, env: { ...setup.env, BACKUP_KMS_KEY_ID: alias } });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     // One backup under the local key file first: switching providers must not strand it.
     await startWorker(setup.config);
     await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'ks_source' });

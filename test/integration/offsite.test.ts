@@ -74,7 +74,7 @@ describe('offsite replication to S3 (versitygw) and restores from it', () => {
         await s3Destination(servers.s3, 'archive', 'os-archive', { storageClass: 'STANDARD_IA', objectLock: { mode: 'GOVERNANCE', days: 1 } }),
       ],
     });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     atBackup = await contentOf(admin());
     const backupWorkflowId = `os-backup-${unique()}`;

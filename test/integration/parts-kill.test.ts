@@ -27,6 +27,7 @@ import { stopProcess } from '../../src/infra/server-process';
 import { partObjectKeyOf } from '../../src/parts/parts-of';
 import { pgClientConfig } from '../../src/postgres/connection';
 import { connectTemporal } from '../../src/temporal/client';
+import { dataConverterFor } from '../../src/temporal/data-converter';
 import { BACKUP_WORKFLOW_TYPE, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
 import { query, testConfig, type TestSetup } from '../harness/fixtures';
 import { contentOf } from '../harness/compare';
@@ -86,6 +87,9 @@ describe('a worker killed in the middle of a parts backup or restore', { concurr
     await client?.connection.close();
   });
 
+  /** The connection's client with the payload codec of one test's configuration (its worker processes' keys). */
+  const codecClient = (setup: TestSetup) => new Client({ connection: client.connection, dataConverter: dataConverterFor(setup.config) });
+
   const configFor = (label: string, dbs: Array<{ name: string; url: string }>) =>
     testConfig(
       servers,
@@ -97,6 +101,7 @@ describe('a worker killed in the middle of a parts backup or restore', { concurr
   it('in the middle of a parallel dump: the backup completes once, its parts all listed and verified, nothing else left', { timeout: 150_000 }, async () => {
     const source: PartsDatabase = await createPartsDatabase(servers, 'pk_dump', { bigTableBytes: 10 * PART_BYTES });
     const setup = await configFor('parts-kill-dump', [{ name: 'pk_dump', url: source.url }]);
+    const client = codecClient(setup);
     const folder = path.join(setup.env.BACKUP_DIR!, 'pk_dump');
     const first = startWorker(setup, workers);
     const handle = await client.workflow.start(BACKUP_WORKFLOW_TYPE, {
@@ -186,6 +191,7 @@ describe('a worker killed in the middle of a parts backup or restore', { concurr
       { name: 'pk_rest', url: source.url },
       { name: 'pk_rest_copy', url: copyUrl.toString() },
     ]);
+    const client = codecClient(setup);
     const doomed = startWorker(setup, workers);
     const backup = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {
       taskQueue: setup.config.temporal.taskQueue,

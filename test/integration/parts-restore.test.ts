@@ -108,7 +108,7 @@ describe('parts format: parallel full and schema-only restores, verification nam
         env: { BACKUP_FORMAT: 'parts', BACKUP_PARALLEL_JOBS: '2', BACKUP_PART_SIZE: '64KiB', BACKUP_NOTIFY_SUCCESS: 'false' },
       },
     );
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     atBackup = await contentOf(admin());
     postDataAtBackup = await postDataOf(admin());

@@ -69,7 +69,7 @@ describe('parts format: a parallel backup and a parallel restore give back every
       ],
       { env: { ...PARTS_ENV } },
     );
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     atBackup = await everythingIn(source.adminUrl);
     backup = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {

@@ -54,7 +54,7 @@ describe('status, stats, the monthly report and the audit check', () => {
       { name: 'rp_source', url: source.url, production: false, allowForceRestore: true },
       { name: 'rp_broken', url: bad.toString() },
     ]);
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
 
     backup = await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'rp_source' });

@@ -54,7 +54,7 @@ describe('--with-globals: a restore creates the roles the backup uses that the s
       ALTER TABLE public.ledger_notes OWNER TO ${q(appRole)};
       GRANT SELECT ON public.ledger_notes TO ${q(reader)}, gl_src_owner`);
     setup = await testConfig(servers, 'globals', [{ name: 'gl_src', url, production: false, allowForceRestore: true }], { env: { BACKUP_FORMAT: 'parts' } });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     taken = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {
       taskQueue: setup.config.temporal.taskQueue,

@@ -9,6 +9,7 @@ import { parseBackupId } from '../../src/catalog/naming';
 import { pgTool } from '../../src/postgres/binaries';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { connectTemporal } from '../../src/temporal/client';
+import { dataConverterFor } from '../../src/temporal/data-converter';
 import { createWorker, type LifelineWorker } from '../../src/temporal/worker';
 import { ensureTemporalCli } from '../../src/infra/tools';
 import { waitFor } from '../../src/infra/net';
@@ -87,7 +88,7 @@ describe('restoreWorkflow: approval, full and table restores', () => {
     const pgpass = path.join(setup.dir, 'pgpass');
     writeFileSync(pgpass, `127.0.0.1:${servers.cluster.port}:*:rs_source_owner:${source.password}\n`, { mode: 0o600 });
     process.env.PGPASSFILE = pgpass;
-    client = new Client({ connection: await connectTemporal(servers.temporalAddress) });
+    client = new Client({ connection: await connectTemporal(servers.temporalAddress), dataConverter: dataConverterFor(setup.config) });
     worker = await createWorker(setup.config);
     running = worker.run();
     first = await backup();

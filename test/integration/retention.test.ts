@@ -49,7 +49,7 @@ describe('retentionWorkflow over a synthetic history', () => {
     servers = await testServers();
     const source = await seededDatabase(servers, 'rt_source', { users: 10, transactions: 100 });
     setup = await testConfig(servers, 'retention', [{ name: 'rt_source', url: source.url, retentionDays: 30 }]);
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     // One real backup, then 40 more catalogued at chosen dates (every 3 days back to 120 days ago),
     // each a copy of it under its own id: retention reads the time from the manifest only.

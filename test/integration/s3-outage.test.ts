@@ -38,7 +38,7 @@ describe('an S3 server that goes away in the middle of an upload', () => {
     setup = await testConfig(servers, 's3-outage', [{ name: 'so_source', url: source.url }], {
       destinations: [await s3Destination(s3, 'offsite', 'so-offsite')],
     });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 

@@ -49,7 +49,7 @@ describe('--tables restores of a parts backup', () => {
       CREATE TABLE public."order items" (id int PRIMARY KEY, v text);
       INSERT INTO public."order items" SELECT g, 'lower ' || g FROM generate_series(1, 5) g`);
     setup = await testConfig(servers, 'table-parts', [{ name: 'tp_src', url, production: false, allowForceRestore: true }], { env: { BACKUP_FORMAT: 'parts' } });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     taken = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {
       taskQueue: setup.config.temporal.taskQueue,

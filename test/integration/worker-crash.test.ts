@@ -11,6 +11,7 @@ import { keyringFor } from '../../src/crypto/keys';
 import { storedObjects } from '../../src/parts/parts-of';
 import { waitFor } from '../../src/infra/net';
 import { connectTemporal } from '../../src/temporal/client';
+import { dataConverterFor } from '../../src/temporal/data-converter';
 import { stopProcess } from '../../src/infra/server-process';
 import { BACKUP_WORKFLOW_TYPE, BackupDatabase, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
@@ -69,7 +70,7 @@ function suiteWithWorkerProcesses(database: string, label: string, env: Record<s
     await ctx.servers.cluster.sql(`GRANT SET ON PARAMETER session_replication_role TO ${database}_owner`);
     ctx.setup = await testConfig(ctx.servers, label, [{ name: database, url: source.url, production: false, allowForceRestore: true }]);
     Object.assign(ctx.setup.env, env);
-    ctx.client = new Client({ connection: await connectTemporal(ctx.servers.temporalAddress) });
+    ctx.client = new Client({ connection: await connectTemporal(ctx.servers.temporalAddress), dataConverter: dataConverterFor(ctx.setup.config) });
   });
   after(async () => {
     await ctx.locker?.end().catch(() => undefined);

@@ -186,7 +186,7 @@ describe('audit chain: keyed, and anchored outside the file', () => {
 
     before(async () => {
       setup = await auditedInstallation('temporal', 2);
-      client = await testClient(servers);
+      client = await testClient(servers, setup.config);
       stopWorker = await runWorker(setup.config);
     });
 

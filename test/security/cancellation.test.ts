@@ -56,7 +56,7 @@ describe('a backup cancelled while it replicates', () => {
       destinations: [{ name: 'offsite', type: 's3', bucket: 'cx-offsite', endpoint: silent.url, accessKeyIdEnv: 'LIFELINE_TEST_S3_KEY', secretAccessKeyEnv: 'LIFELINE_TEST_S3_SECRET' }],
       env: { BACKUP_WEBHOOK_URL: receiver.url },
     });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 

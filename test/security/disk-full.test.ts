@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { dumpToRepository } from '../../src/backup/dump';
 import { storedObjects } from '../../src/parts/parts-of';
 import { catalogFor, localStorageFor } from '../../src/backup/repository';
@@ -25,7 +26,9 @@ const PAGE = 4096;
 async function lastActivityFailure(client: Client, workflowId: string): Promise<{ type?: string; message?: string } | undefined> {
   const d = await client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } });
   const failure = d.pendingActivities?.find((a) => a.lastFailure)?.lastFailure;
-  return failure ? { type: failure.applicationFailureInfo?.type ?? undefined, message: failure.message ?? undefined } : undefined;
+  // The message travels encrypted (the payload codec): decoded as the client decodes failures.
+  const decoded = await decodeOptionalFailureToOptionalError(client.options.loadedDataConverter, failure);
+  return failure ? { type: failure.applicationFailureInfo?.type ?? undefined, message: decoded?.message } : undefined;
 }
 
 describe('a repository whose disk fills up in the middle of a backup (a small tmpfs as BACKUP_DIR)', () => {
@@ -56,7 +59,7 @@ describe('a repository whose disk fills up in the middle of a backup (a small tm
       notMounted = `cannot mount a tmpfs (needs root): ${(err as Error).message.split('\n')[0]}`;
       return;
     }
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 

@@ -69,7 +69,7 @@ describe('hostile names: names from the database are data, never code', () => {
       { name: 'hn_hostile', url: hostile.url, ...forcible },
       { name: 'hn_shell', url: seeded.url, ...forcible },
     ]);
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 

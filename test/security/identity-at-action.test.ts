@@ -134,7 +134,7 @@ describe('a forced restore checks the server identity on the session that acts',
   }, { timeout: 600_000 });
 
   it('a table restore: psql\'s session refuses before it deletes a row', async () => {
-    const client: Client = await testClient(servers);
+    const client: Client = await testClient(servers, setup.config);
     const stopWorker = await runWorker(setup.config);
     try {
       const taken = (await client.workflow.execute(BACKUP_WORKFLOW_TYPE, {

@@ -133,7 +133,7 @@ describe('parts format: tampered parts fail verification naming the part, and re
     servers = await testServers();
     source = await createPartsDatabase(servers, 'pt_src');
     setup = await testConfig(servers, 'parts-tamper', [{ name: 'pt_src', url: source.url, production: false, allowForceRestore: true }], { env: { ...PARTS_ENV } });
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
     first = await backup();
     await nextSecond();

@@ -42,7 +42,7 @@ describe('PostgreSQL restarted in the middle of a dump', () => {
       'pr_source',
     );
     setup = await testConfig(servers, 'pg-restart', [{ name: 'pr_source', url }]);
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   });
 

@@ -134,7 +134,7 @@ describe('restore guards: URL targets, DATABASE_URL, decisions, failure notices'
         await running;
       });
     }
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     for (const database of ['g_dev', 'g_prod']) {
       await client.workflow.execute(BACKUP_WORKFLOW_TYPE, { taskQueue: queue.fleet, workflowId: `guards-backup-${database}-${Date.now()}`, args: [{ database }] });
     }

@@ -31,7 +31,7 @@ describe('the search path of the sessions Lifeline opens', () => {
     servers = await testServers();
     ({ url } = await seededDatabase(servers, 'rt2_opt', { users: 20, transactions: 100 }));
     setup = await testConfig(servers, 'rt2-options', [{ name: 'rt2_opt', url, production: false, allowForceRestore: true }]);
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
     stopWorker = await runWorker(setup.config);
   }, { timeout: 600_000 });
   after(async () => {

@@ -133,7 +133,7 @@ describe('secrets never leave the worker: not in ps, Temporal, histories, logs o
     worker.stdout!.on('data', (d) => (workerLog += d));
     worker.stderr!.on('data', (d) => (workerLog += d));
     await waitFor('the worker', async () => workerLog.includes('worker started'), 120_000, () => (worker.exitCode !== null ? `worker exited: ${workerLog}` : undefined));
-    client = await testClient(servers);
+    client = await testClient(servers, setup.config);
 
     // Every process's command line, as anyone on the host sees it, for as long as the tests run.
     sampler = (async () => {

@@ -56,7 +56,7 @@ for (const format of ['parts', 'stream'] as const) {
       await query(url, `CREATE TABLE public.zz_filler (id int PRIMARY KEY, v text);
         INSERT INTO public.zz_filler SELECT g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 4) i) FROM generate_series(1, 30000) g`);
       setup = await testConfig(servers, `table-auth-${format}`, [{ name: database, url, production: false, allowForceRestore: true }], { env: { BACKUP_FORMAT: format } });
-      client = await testClient(servers);
+      client = await testClient(servers, setup.config);
       stopWorker = await runWorker(setup.config);
     });
 

@@ -11,6 +11,7 @@ import { keyringFor } from '../../src/crypto/keys';
 import { freePort, waitFor } from '../../src/infra/net';
 import { startTemporalDevServer, type DevServer } from '../../src/infra/temporal-dev-server';
 import { ensureTemporalCli } from '../../src/infra/tools';
+import { dataConverterFor } from '../../src/temporal/data-converter';
 import {
   approveUpdate,
   BACKUP_WORKFLOW_TYPE,
@@ -61,7 +62,7 @@ describe('the Temporal server restarted while workflows run', () => {
     setup = await testConfig(servers, 'temporal-restart', [{ name: 'tr_source', url: source.url, production: false }], {
       env: { TEMPORAL_ADDRESS: temporal.address },
     });
-    client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
+    client = new Client({ connection: await Connection.connect({ address: temporal.address }), dataConverter: dataConverterFor(setup.config) });
     stopWorker = await runWorker(setup.config);
   });
 

@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import { BACKUP_TYPES, timestamp, type BackupType } from '../../catalog/naming';
 import { UsageError } from '../../errors';
 import { createClient } from '../../temporal/client';
+import { decodePayload } from '../../temporal/data-converter';
 import {
   BACKUP_WORKFLOW_TYPE,
   progressQuery,
@@ -36,8 +37,8 @@ export async function waitForBackup(started: StartedWorkflow, options: { live: b
     ? setInterval(async () => {
         try {
           const [desc, progress] = await Promise.all([handle.describe(), handle.query(progressQuery)]);
-          const beat = desc.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0]?.data;
-          const details: HeartbeatProgress = beat ? JSON.parse(Buffer.from(beat).toString('utf8')) : {};
+          // Heartbeat details are encrypted by the payload codec: decoded as the client decodes results.
+          const details = (await decodePayload<HeartbeatProgress>(handle.client, desc.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0])) ?? {};
           const bytes = details.rawBytes ?? details.bytesRead ?? 0;
           const seconds = (Date.now() - begin) / 1000;
           process.stderr.write(
