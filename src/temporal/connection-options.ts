@@ -56,10 +56,11 @@ export async function temporalConnectionOptions(config: LifelineConfig): Promise
 export async function connectNative(config: LifelineConfig): Promise<NativeConnection> {
   const options = await temporalConnectionOptions(config);
   // Loaded here, not at the top: the CLI's client path must not pay for the worker's native module.
+  // require, not import(): run from source through tsx's CommonJS hook, import() would not find './runtime'.
   // The runtime (logging, metrics) is installed before the first native connection, as it must be.
-  const { installTemporalRuntime } = await import('./runtime');
+  const { installTemporalRuntime } = require('./runtime') as typeof import('./runtime');
   installTemporalRuntime();
-  const { NativeConnection } = await import('@temporalio/worker');
+  const { NativeConnection } = require('@temporalio/worker') as typeof import('@temporalio/worker');
   try {
     return await NativeConnection.connect(options);
   } catch (err) {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import type { LifelineConfig } from '../../src/config/config';
 import { loadConfig } from '../../src/config/load';
 import { LifelineError } from '../../src/errors';
@@ -166,6 +168,18 @@ describe('TEMPORAL_TLS_* and TEMPORAL_API_KEY', () => {
       assert.match(err.message, /^Temporal at 127\.0\.0\.1:1 refused the API key \(TEMPORAL_API_KEY\)/);
       assert.ok(!err.message.includes(API_KEY) && !err.describe().includes(API_KEY), err.describe());
       assert.ok(!JSON.stringify(err.details).includes(API_KEY));
+    });
+
+    it('connectNative works from source under tsx\'s CommonJS hook, as bin/lifeline.js runs it (worker, npm start)', async () => {
+      // import() of a .ts module is not resolved under tsx/cjs: it failed with ERR_MODULE_NOT_FOUND for './runtime'.
+      const script = `require('tsx/cjs');
+        const { loadConfig } = require('./src/config/load.ts');
+        const { connectNative } = require('./src/temporal/connection-options.ts');
+        const cfg = loadConfig({ cwd: process.cwd(), env: { DATABASE_URL: 'postgresql://a@127.0.0.1:1/x', TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+        connectNative(cfg).then(() => console.log('connected'), (e) => console.log(e.code));`;
+      const root = path.join(__dirname, '..', '..');
+      const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(stdout.trim(), 'TemporalUnavailable');
     });
 
     it('is TemporalUnavailable (retryable) when nothing listens at the address, TLS or not', async () => {
