@@ -36,7 +36,9 @@ export function installTemporalRuntime(options: TemporalRuntimeOptions = {}): Te
     logger: new DefaultLogger(level, ({ level: l, message, meta }) => {
       const { error, ...rest } = (meta ?? {}) as Record<string, unknown> & { error?: unknown };
       const fields = { ...rest, ...(error instanceof Error ? { error: error.message, errorType: (error as { type?: string }).type, stack: process.env.LOG_LEVEL === 'debug' ? error.stack : undefined } : {}) };
-      const method = l === 'ERROR' ? 'error' : l === 'WARN' ? 'warn' : l === 'INFO' ? 'info' : 'debug';
+      // The long task queue's Worker runs activities only (src/temporal/worker.ts): intended, not a warning.
+      const activitiesOnly = message === 'No workflows registered, not polling for workflow tasks';
+      const method = activitiesOnly ? 'debug' : l === 'ERROR' ? 'error' : l === 'WARN' ? 'warn' : l === 'INFO' ? 'info' : 'debug';
       logger[method](fields, message);
     }),
     ...(telemetryOptions && { telemetryOptions }),

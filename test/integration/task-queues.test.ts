@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { waitFor } from '../../src/infra/net';
+import { logger } from '../../src/logger';
 import { connectTemporal } from '../../src/temporal/client';
 import { dataConverterFor } from '../../src/temporal/data-converter';
 import {
@@ -79,6 +80,8 @@ describe('long and short steps on their own task queues', () => {
   let client: Client;
   let stopWorker: (() => Promise<void>) | undefined;
   const lockers: pg.Client[] = [];
+  /** What the worker logged at warn (the SDK's logs go through our logger). */
+  const warnings: string[] = [];
 
   before(async () => {
     servers = await testServers();
@@ -90,6 +93,11 @@ describe('long and short steps on their own task queues', () => {
     assert.equal(setup.config.temporal.longTaskQueue, `${setup.config.temporal.taskQueue}-long`);
     assert.deepEqual(setup.config.temporal.slots, { long: 2, short: 4 });
     client = new Client({ connection: await connectTemporal(servers.temporalAddress), dataConverter: dataConverterFor(setup.config) });
+    const warn = logger.warn.bind(logger);
+    logger.warn = ((...args: unknown[]) => {
+      warnings.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      return (warn as (...a: unknown[]) => void)(...args);
+    }) as typeof logger.warn;
     stopWorker = await runWorker(setup.config);
   });
 
@@ -114,6 +122,8 @@ describe('long and short steps on their own task queues', () => {
     // One process polls both (the same identity), and nothing asks the long queue for workflow tasks.
     assert.deepEqual(seen.long.activity, seen.main.activity);
     assert.deepEqual(seen.long.workflow, []);
+    // That the long queue's Worker has no workflows is by design: no warning at every start.
+    assert.deepEqual(warnings.filter((w) => w.includes('No workflows registered')), []);
   });
 
   it('two dumps filling the long slots do not delay the RPO watchdog', { timeout: 240_000 }, async () => {
