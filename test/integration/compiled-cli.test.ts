@@ -103,10 +103,11 @@ describe('the compiled CLI', () => {
     const help = lifeline(['--help']);
     assert.deepEqual(help.loaded.filter((f) => f.startsWith('dist/src/cli/commands/')), [], 'the help loads no command');
     assert.deepEqual(packages(help, ['zod', 'pino', 'yaml', '@aws-sdk', '@temporalio', 'pg']), []);
-    // list reads the local repository: no AWS SDK (no S3 destination, no KMS key), no Temporal, no PostgreSQL, no YAML config.
+    // list reads the local repository: no AWS SDK (no S3 destination, no KMS key), no Temporal, no PostgreSQL,
+    // no YAML config, and no logger (it logs nothing).
     const list = lifeline(['list']);
     assert.deepEqual(list.loaded.filter((f) => f.startsWith('dist/src/cli/commands/')), ['dist/src/cli/commands/list.js']);
-    assert.deepEqual(packages(list, ['@aws-sdk', '@smithy', '@temporalio', '@grpc', 'pg', 'yaml', 'nodemailer', 'webpack']), []);
+    assert.deepEqual(packages(list, ['@aws-sdk', '@smithy', '@temporalio', '@grpc', 'pg', 'yaml', 'pino', 'nodemailer', 'webpack']), []);
     // status asks Temporal: its client, but not the worker's SDK, the AWS SDK or pg.
     const status = lifeline(['status']);
     assert.match(status.stdout, /last run +Temporal unreachable/);
