@@ -7,12 +7,12 @@ import type { Command } from '../command';
 import { config } from '../common';
 
 /** The configured codec server (LIFELINE_CODEC_*) around the installation's payload codec. */
-export function startConfiguredCodecServer(cfg: LifelineConfig, address = cfg.codecServer.address): Promise<RunningCodecServer> {
+export function startConfiguredCodecServer(cfg: LifelineConfig, address = cfg.codecServer.address, moreOrigins: string[] = []): Promise<RunningCodecServer> {
   return startCodecServer({
     address,
     codec: chainCodecs(dataConverterFor(cfg).payloadCodecs ?? []),
     namespace: cfg.temporal.namespace,
-    corsOrigins: cfg.codecServer.corsOrigins,
+    corsOrigins: [...new Set([...cfg.codecServer.corsOrigins, ...moreOrigins])],
     token: cfg.codecServer.token,
   });
 }
@@ -20,14 +20,15 @@ export function startConfiguredCodecServer(cfg: LifelineConfig, address = cfg.co
 /**
  * For `lifeline up`: the codec server's URL, started in this process unless one already listens on the
  * configured address (a `lifeline codec-server` in another terminal, a previous `up`); `stop` is absent then.
+ * Besides the configured origins it lets in the Web UI `up` itself starts, under both of its names.
  */
-export async function codecServerForUp(cfg: LifelineConfig): Promise<{ url: string; stop?: () => Promise<void>; started: boolean }> {
+export async function codecServerForUp(cfg: LifelineConfig, uiOrigins = ['http://localhost:8233', 'http://127.0.0.1:8233']): Promise<{ url: string; stop?: () => Promise<void>; started: boolean }> {
   const { address } = cfg.codecServer;
   const at = address.lastIndexOf(':');
   if (await isListening(address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(at + 1)))) {
     return { url: `http://${address}`, started: false };
   }
-  const server = await startConfiguredCodecServer(cfg);
+  const server = await startConfiguredCodecServer(cfg, address, uiOrigins);
   return { url: server.url, stop: server.close, started: true };
 }
 

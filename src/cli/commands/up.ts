@@ -18,6 +18,7 @@ import { createWorker } from '../../temporal/worker';
 import { startMetricsEndpoint } from '../../metrics/endpoint';
 import type { Command } from '../command';
 import { describeResult, startBackup, waitForBackup } from './backup';
+import { codecServerForUp } from './codec-server';
 
 const say = (line: string) => process.stdout.write(line + '\n');
 
@@ -61,9 +62,27 @@ export const upCommand: Command = {
     try {
       await ensureSystemTools(say);
 
+      const hasConfigFile = process.env.LIFELINE_CONFIG || CONFIG_FILE_NAMES.some((f) => existsSync(f));
+      if (!process.env.DATABASE_URL && !hasConfigFile) {
+        const demo = await startDemoDatabase();
+        stops.push(() => demo.cluster.stop());
+        process.env.DATABASE_URL = demo.url; // stays in this process: the worker resolves it, Temporal never sees it
+        say(`Demo database: postgresql://moneyflow@127.0.0.1:${demo.cluster.port}/moneyflow (password in .lifeline/demo-db-password)`);
+      }
+
+      // The codec server before Temporal's, so that the Web UI starts pointed at it: payloads are encrypted,
+      // and the UI shows them decoded only through it. Its codec reads its keys on the first payload, not now.
+      const codecConfig = loadConfig();
+      const codec = await codecServerForUp(codecConfig);
+      if (codec.stop) stops.push(codec.stop);
+      say(
+        `${codec.started ? 'Codec server on' : 'Using the codec server already listening on'} ${codec.url} (the Web UI and \`temporal workflow show --codec-endpoint\` decode payloads with it)` +
+          (codecConfig.codecServer.token ? '; LIFELINE_CODEC_TOKEN is set, which the Web UI cannot send: unset it for the UI to decode (README, "Reading payloads")' : ''),
+      );
+
       if (!process.env.TEMPORAL_ADDRESS) {
         if (await isListening('127.0.0.1', 7233)) {
-          say('Using the Temporal server already listening on 127.0.0.1:7233.');
+          say(`Using the Temporal server already listening on 127.0.0.1:7233 (its Web UI decodes payloads only if it was started with --ui-codec-endpoint ${codec.url}).`);
         } else {
           const cliPath = await ensureTemporalCli(say);
           const server = await startTemporalDevServer({
@@ -71,20 +90,13 @@ export const upCommand: Command = {
             dbFile: path.join(home, 'temporal.db'),
             port: 7233,
             uiPort: 8233,
+            uiCodecEndpoint: codec.url,
             logFile: path.join(home, 'logs', 'temporal.log'),
           });
           stops.push(server.stop);
           say(`Temporal dev server on ${server.address}, Web UI ${server.uiUrl}`);
         }
         process.env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
-      }
-
-      const hasConfigFile = process.env.LIFELINE_CONFIG || CONFIG_FILE_NAMES.some((f) => existsSync(f));
-      if (!process.env.DATABASE_URL && !hasConfigFile) {
-        const demo = await startDemoDatabase();
-        stops.push(() => demo.cluster.stop());
-        process.env.DATABASE_URL = demo.url; // stays in this process: the worker resolves it, Temporal never sees it
-        say(`Demo database: postgresql://moneyflow@127.0.0.1:${demo.cluster.port}/moneyflow (password in .lifeline/demo-db-password)`);
       }
 
       const cfg = loadConfig();
@@ -128,6 +140,7 @@ export const upCommand: Command = {
           '  npx lifeline verify --all         read every backup back\n' +
           '  npx lifeline status               RPO and schedules\n' +
           `  Web UI                            ${process.env.TEMPORAL_UI_URL ?? 'http://localhost:8233'} (filter: BackupDatabase = "${cfg.databases[0]?.name}")\n` +
+          `  temporal workflow show -w <id> --codec-endpoint ${codec.url}   a run's history, decoded\n` +
           '\nLifeline is running. Press Ctrl-C to stop everything it started.',
       );
       await running;
