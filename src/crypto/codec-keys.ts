@@ -133,6 +133,7 @@ export class CodecKeyStore implements CodecKeySource {
   private keyringCache?: Promise<Keyring>;
   private listed?: { at: number; records: CodecKeyFile[] };
   private currentKey?: CodecKey;
+  private opening?: Promise<CodecKey>;
 
   constructor(
     readonly backupDir: string,
@@ -203,6 +204,11 @@ export class CodecKeyStore implements CodecKeySource {
   async current(): Promise<CodecKey> {
     const stale = !this.listed || Date.now() - this.listed.at >= RELIST_MS;
     if (this.currentKey && !stale) return this.currentKey;
+    // Payloads encoded at once while the key is being opened (or made) wait for the one look.
+    return (this.opening ??= this.openCurrent().finally(() => (this.opening = undefined)));
+  }
+
+  private async openCurrent(): Promise<CodecKey> {
     let records = await this.list(true);
     if (records.length === 0) {
       await this.add(1);

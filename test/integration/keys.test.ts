@@ -13,6 +13,7 @@ import { Catalog } from '../../src/catalog/catalog';
 import { currentWrapping } from '../../src/catalog/key-envelope';
 import type { LifelineConfig } from '../../src/config/config';
 import { loadConfig } from '../../src/config/load';
+import { codecKeysFor } from '../../src/crypto/codec-keys';
 import { keyringFor } from '../../src/crypto/keys';
 import { keyringDir } from '../../src/crypto/keys/local-key-file';
 import { rootCauseMessage } from '../../src/errors';
@@ -205,5 +206,19 @@ describe('KMS key provider and key rotation (local-kms, versitygw)', () => {
     assert.ok(existsSync(setup.config.encryption.keyFile));
     assert.deepEqual(new Set((await wrappings(setup.config)).map((w) => w.keyId)), new Set([result.keyId]));
     assert.equal(await verifyEverywhere(setup.config), before.length);
+    // The payload codec's keys: all re-wrapped under the new master key, a new one made under it, which
+    // encrypts what the workflows send from now on; the history of the backups before still decodes.
+    const codecKeys = await codecKeysFor(setup.config).records();
+    assert.ok(codecKeys.length >= 2);
+    assert.deepEqual(new Set(codecKeys.map((k) => k.keyId)), new Set([result.keyId]));
+    assert.equal(codecKeys.at(-1)!.createdUnder, result.keyId);
+    const keyIdOfInput = async (workflowId: string) => {
+      const first = (await client.workflow.getHandle(workflowId).fetchHistory()).events![0]!;
+      const payload = first.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      return Buffer.from(payload.metadata!['encryption-key-id']!).toString();
+    };
+    const workflowId = `ks-after-rotation-${Date.now()}`;
+    await execute<BackupWorkflowResult>(BACKUP_WORKFLOW_TYPE, { database: 'ks_source' }, workflowId);
+    assert.equal(await keyIdOfInput(workflowId), codecKeys.at(-1)!.codecKeyId);
   });
 });

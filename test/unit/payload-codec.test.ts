@@ -125,6 +125,16 @@ describe('the payload codec (AES-256-GCM, key id in the metadata)', () => {
     for (const d of decoded) assert.deepEqual(defaultPayloadConverter.fromPayload(d), SECRET_LOOKING);
   });
 
+  it('processes making the first key at the same moment end up with one key', async () => {
+    forgetCodecKeys();
+    const { config, backupDir } = await installation();
+    const keyring = async () => (await import('../../src/crypto/keys')).keyringFor(config);
+    const stores = [0, 1, 2].map(() => new CodecKeyStore(backupDir, keyring));
+    const keys = await Promise.all(stores.map((s) => s.current()));
+    assert.equal(new Set(keys.map((k) => k.id)).size, 1);
+    assert.deepEqual(readdirSync(path.join(backupDir, 'codec')).filter((f) => !f.startsWith('.')), ['key-0001.json']);
+  });
+
   it('a key file that names another key id than its key opens to is refused', async () => {
     forgetCodecKeys();
     const { config, backupDir } = await installation();
