@@ -138,7 +138,14 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
     if (req.method === 'OPTIONS') {
       return {
         status: 204,
-        headers: { 'Access-Control-Allow-Methods': 'POST, OPTIONS', 'Access-Control-Allow-Headers': ALLOWED_HEADERS, 'Access-Control-Max-Age': '600' },
+        headers: {
+          'Access-Control-Allow-Methods': 'POST, OPTIONS',
+          'Access-Control-Allow-Headers': ALLOWED_HEADERS,
+          'Access-Control-Max-Age': '600',
+          // Chromium asks before a page on a public address calls a private or loopback one (a UI served
+          // from https://temporal.example.com and a codec server on 127.0.0.1): an allowed origin may.
+          ...(req.headers['access-control-request-private-network'] === 'true' && origin ? { 'Access-Control-Allow-Private-Network': 'true' } : {}),
+        },
       };
     }
     if (!tokenMatches(req.headers.authorization, tokenDigest)) {

@@ -141,6 +141,11 @@ describe('codec server', () => {
     assert.match(preflight.headers['access-control-allow-methods'] ?? '', /POST/);
     for (const h of ['content-type', 'x-namespace', 'authorization']) assert.match(preflight.headers['access-control-allow-headers'] ?? '', new RegExp(h));
     assert.match(String(preflight.headers.vary), /Origin/);
+    assert.equal(preflight.headers['access-control-allow-private-network'], undefined, 'only when asked');
+    const privateNetwork = await call(codec.url, 'OPTIONS', '/decode', {
+      headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-private-network': 'true' },
+    });
+    assert.equal(privateNetwork.headers['access-control-allow-private-network'], 'true');
 
     const body = JSON.stringify(await encodeOne({ trigger: secret }));
     const allowed = await call(codec.url, 'POST', '/decode', { headers: { ...auth, origin: 'http://127.0.0.1:18233', 'x-namespace': 'default' }, body });
@@ -148,9 +153,10 @@ describe('codec server', () => {
     assert.equal(allowed.headers['access-control-allow-origin'], 'http://127.0.0.1:18233');
 
     for (const origin of ['http://evil.example', 'http://localhost:8233', `${UI_ORIGIN}.evil.example`, 'null']) {
-      const pre = await call(codec.url, 'OPTIONS', '/decode', { headers: { origin, 'access-control-request-method': 'POST' } });
+      const pre = await call(codec.url, 'OPTIONS', '/decode', { headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-private-network': 'true' } });
       assert.equal(pre.status, 403, origin);
       assert.equal(pre.headers['access-control-allow-origin'], undefined, origin);
+      assert.equal(pre.headers['access-control-allow-private-network'], undefined, origin);
       // A POST from a page elsewhere is refused even with the token (not only unreadable to it).
       const post = await call(codec.url, 'POST', '/decode', { headers: { ...auth, origin }, body });
       assert.equal(post.status, 403, origin);
