@@ -37,10 +37,12 @@ interface Sample {
   cpuMs?: number;
 }
 
+let cwd = root;
+
 function once(args: string[], env: NodeJS.ProcessEnv): Sample {
   const cpu0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
-  const run = spawnSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [bin, ...args], { cwd, env, encoding: 'utf8' });
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu1 = childrenCpuMs();
   // status exits 1 when an RPO is missed (an empty repository misses it): only a crash is an error here.
@@ -77,6 +79,7 @@ async function main() {
     if (failed) throw new Error(`the build failed: ${failed}`);
   }
   const work = mkdtempSync(path.join(tmpdir(), 'lifeline-bench-cli-'));
+  cwd = work; // no lifeline.config.* of the checkout's
   let server: DevServer | undefined;
   try {
     let address = process.env.TEMPORAL_ADDRESS;
@@ -114,6 +117,9 @@ async function main() {
     console.log(`\nCold start, median of ${runs} runs (node ${process.version}, load average ${before.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after):`);
     console.log(line(header));
     for (const r of rows) console.log(line(r));
+    // bin/lifeline.js runs the sources once a source is newer than the build: then the compiled rows are not.
+    const stale = build.staleness(root);
+    if (stale) console.log(`\nnote: dist/ went stale during the run (${stale}): some "compiled" runs ran the sources; run again`);
   } finally {
     await server?.stop();
     rmSync(work, { recursive: true, force: true });
