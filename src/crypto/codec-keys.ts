@@ -172,7 +172,17 @@ export class CodecKeyStore implements CodecKeySource {
 
   private async list(fresh: boolean): Promise<CodecKeyFile[]> {
     if (!fresh && this.listed && Date.now() - this.listed.at < RELIST_MS) return this.listed.records;
-    const records = await this.records();
+    let records: CodecKeyFile[];
+    try {
+      records = await this.records();
+    } catch (err) {
+      if (err instanceof LifelineError) throw err;
+      throw new LifelineError('CodecKeysUnreadable', `cannot read the payload codec keys in ${this.dir}: ${(err as Error).message}`, {
+        retryable: true,
+        hint: 'every process that talks to Temporal for this installation (worker, CLI, codec server) reads BACKUP_DIR/codec/: run it as a user that can, with the same BACKUP_DIR as the worker',
+        cause: err,
+      });
+    }
     this.listed = { at: Date.now(), records };
     return records;
   }

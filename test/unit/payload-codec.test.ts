@@ -135,6 +135,22 @@ describe('the payload codec (AES-256-GCM, key id in the metadata)', () => {
     assert.deepEqual(readdirSync(path.join(backupDir, 'codec')).filter((f) => !f.startsWith('.')), ['key-0001.json']);
   });
 
+  it('a codec folder it cannot read fails with a typed error naming the folder', async () => {
+    forgetCodecKeys();
+    const { config, backupDir } = await installation();
+    await codecOf(config).encode([plain()]);
+    const { mkdirSync, writeFileSync: write } = await import('node:fs');
+    const other = { ...config, backupDir: path.join(backupDir, 'not-a-repo') } as LifelineConfig;
+    mkdirSync(other.backupDir);
+    write(path.join(other.backupDir, 'codec'), 'a file where the folder should be');
+    await assert.rejects(codecOf(other).encode([plain()]), (err: unknown) => {
+      assert.ok(err instanceof LifelineError);
+      assert.match(err.message, new RegExp(`${path.join(other.backupDir, 'codec').replace(/[/.]/g, '\\$&')}`));
+      assert.ok(err.hint);
+      return true;
+    });
+  });
+
   it('a key file that names another key id than its key opens to is refused', async () => {
     forgetCodecKeys();
     const { config, backupDir } = await installation();
