@@ -5,8 +5,10 @@
 // dependencies of its own: bin/lifeline.js and scripts/bootstrap.js ask it whether dist/ is fresh.
 //
 // Freshness: dist/.build-stamp is written last, by a build that succeeded, with the time the build
-// started as its mtime. dist/ is fresh when no source (below) is newer than the stamp, so a file saved
-// during a build, a `git pull`, a `git checkout` or a new package-lock.json makes it stale. Stale
+// started as its mtime and every source file's size and mtime as the build found them before tsc ran.
+// dist/ is fresh when the sources (below) are exactly those: a file saved during a build, a `git pull`,
+// a `git checkout`, a new package-lock.json, but also another version with an OLDER time (a release
+// unpacked with tar, rsync -a, cp -p) and a removed or added file make it stale. Stale
 // compiled code is never run: bin/lifeline.js runs the sources through tsx instead, and the bootstrap
 // (`npm start`) builds first.
 //
@@ -58,19 +60,61 @@ function newestSource(root = ROOT) {
 }
 
 /**
+ * Every source file under `root` (relative path → "mtime in whole ms:size"): what a build reads. Whole
+ * milliseconds, because a copy that keeps times (cp -p, cpSync preserveTimestamps) keeps only those.
+ */
+function sourceFiles(root = ROOT) {
+  const files = {};
+  const add = (full, stat) => (files[path.relative(root, full)] = `${Math.floor(stat.mtimeMs)}:${stat.size}`);
+  const walk = (dir) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (SOURCE_EXT.test(e.name)) add(full, fs.statSync(full));
+    }
+  };
+  for (const d of SOURCE_DIRS) walk(path.join(root, d));
+  for (const f of SOURCE_FILES) {
+    const full = path.join(root, f);
+    try {
+      add(full, fs.statSync(full));
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+  }
+  return files;
+}
+
+/**
  * Why dist/ under `root` must not be run (a sentence), or undefined when it is fresh: built by a build
- * that succeeded, and no source newer than that build's start.
+ * that succeeded, from exactly the source files there are now (same names, sizes and times). Not only
+ * "no source newer than the build": another version of a file with an older time would pass that.
  */
 function staleness(root = ROOT) {
   let stamp;
   try {
-    stamp = fs.statSync(path.join(root, STAMP)).mtimeMs;
+    stamp = fs.readFileSync(path.join(root, STAMP), 'utf8');
   } catch (err) {
     if (err.code !== 'ENOENT') throw err;
     return fs.existsSync(path.join(root, 'dist')) ? 'the last build did not finish' : 'not built yet';
   }
-  const newest = newestSource(root);
-  if (newest && newest.mtimeMs > stamp) return `${newest.file} changed since the last build`;
+  let built;
+  try {
+    built = JSON.parse(stamp).sources;
+  } catch {
+    built = undefined;
+  }
+  if (!built || typeof built !== 'object') return 'the last build recorded no sources (an older build script)';
+  const now = sourceFiles(root);
+  for (const [file, seen] of Object.entries(now)) if (built[file] !== seen) return `${file} changed since the last build`;
+  for (const file of Object.keys(built)) if (!(file in now)) return `${file} was removed since the last build`;
   return undefined;
 }
 
@@ -88,6 +132,8 @@ function build(root = ROOT, say = (line) => console.log(line)) {
   try {
     if (release.waited && !staleness(root)) return undefined;
     const started = new Date();
+    // The sources as tsc is about to read them: one saved later no longer matches, so dist/ is stale.
+    const sources = sourceFiles(root);
     // The stamp goes first: while files are rewritten, dist/ is not fresh.
     fs.rmSync(path.join(root, STAMP), { force: true });
     const tsc = run(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [root] }), '-p', 'tsconfig.build.json'], root);
@@ -95,7 +141,7 @@ function build(root = ROOT, say = (line) => console.log(line)) {
     const bundle = run(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'bundle-workflows.ts')], root);
     if (bundle.status !== 0) return `scripts/bundle-workflows.ts failed (exit ${bundle.status ?? bundle.signal})`;
     const stamp = path.join(root, STAMP);
-    fs.writeFileSync(stamp, `${JSON.stringify({ started: started.toISOString(), finished: new Date().toISOString(), node: process.version })}\n`);
+    fs.writeFileSync(stamp, `${JSON.stringify({ started: started.toISOString(), finished: new Date().toISOString(), node: process.version, sources })}\n`);
     // Its mtime is the build's start: a source saved while tsc ran is newer, so the next run rebuilds.
     fs.utimesSync(stamp, started, started);
     return undefined;
@@ -138,7 +184,7 @@ function alive(pid) {
   }
 }
 
-module.exports = { ROOT, STAMP, newestSource, staleness, build };
+module.exports = { ROOT, STAMP, newestSource, sourceFiles, staleness, build };
 
 if (require.main === module) {
   if (process.argv.includes('--check')) {

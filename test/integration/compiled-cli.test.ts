@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -141,6 +141,32 @@ describe('the compiled CLI', () => {
       utimesSync(lock, was.atime, was.mtime);
     }
     assert.ok(ranCompiled(lifeline(['--help'])), 'fresh again with the old times');
+  });
+
+  it('runs the sources when a source was replaced by another version with an older time (tar, rsync -a, cp -p), or removed', () => {
+    const source = path.join(project, 'src', 'cli', 'output.ts');
+    const saved = readFileSync(source);
+    const { atime, mtime } = statSync(source);
+    // Another version of the file, with a time before the build (a release unpacked over the checkout).
+    const older = new Date(mtime.getTime() - 86_400_000);
+    writeFileSync(source, `${saved.toString('utf8')}\nexport const anotherVersion = 1;\n`);
+    utimesSync(source, older, older);
+    try {
+      assert.equal(build.staleness(project), 'src/cli/output.ts changed since the last build');
+      assert.ok(ranSources(lifeline(['--help'])), 'dist/ was compiled from the other version');
+    } finally {
+      writeFileSync(source, saved);
+      utimesSync(source, atime, mtime);
+    }
+    assert.ok(ranCompiled(lifeline(['--help'])), 'fresh again with the file and its time as built');
+    const moved = `${source}.moved`;
+    renameSync(source, moved);
+    try {
+      assert.equal(build.staleness(project), 'src/cli/output.ts was removed since the last build');
+    } finally {
+      renameSync(moved, source);
+    }
+    assert.equal(build.staleness(project), undefined);
   });
 
   it('does not run a build that did not finish', () => {
