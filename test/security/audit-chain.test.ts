@@ -21,7 +21,7 @@ import { KEY_ROTATION_WORKFLOW_TYPE } from '../../workflows/definitions';
 import { s3Destination, testConfig, type TestSetup } from '../harness/fixtures';
 import { assertNotStoredByTemporal } from '../harness/secrets';
 import { testServers, type TestServers } from '../harness/servers';
-import { runWorker, testClient } from '../harness/worker';
+import { decodedPayloadsOf, runWorker, testClient } from '../harness/worker';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -201,10 +201,8 @@ describe('audit chain: keyed, and anchored outside the file', () => {
 
       // The audit activity's result (the head the workflow saw) is in the history: seq 3, with its MAC.
       const history = await client.workflow.getHandle(workflowId).fetchHistory();
-      const results = (history.events ?? [])
-        .map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
-        .filter((d): d is Uint8Array => !!d)
-        .map((d) => Buffer.from(d).toString('utf8'));
+      // Results are encrypted by the payload codec: decrypted as the client decrypts them.
+      const results = await decodedPayloadsOf(client, (history.events ?? []).map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]));
       const entries = readLines(auditLogFile(setup.config.backupDir)).map((l) => JSON.parse(l) as { seq: number; mac?: string });
       assert.equal(entries.length, 3);
       assert.ok(
