@@ -12,7 +12,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { catalogFor } from '../../src/backup/repository';
+import { waitFor } from '../../src/infra/net';
+import { applySchedules } from '../../src/temporal/schedules';
 import type { LifelineConfig } from '../../src/config/config';
 import { freePort } from '../../src/infra/net';
 import { startTemporalDevServer, type DevServer } from '../../src/infra/temporal-dev-server';
@@ -30,6 +33,7 @@ import {
 } from '../../workflows/definitions';
 import { s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { newWorkDir, testServers, type TestServers } from '../harness/servers';
+import { decodedPayloadsOf } from '../harness/worker';
 
 const run = promisify(execFile);
 /** A table whose name and row count appear nowhere else: in the manifest, the drill's checks, and (without the codec) Temporal. */
@@ -74,7 +78,7 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
   };
 
   /** A configuration on `server`: the source with its distinctive table, a copy to restore into, an offsite destination to drill from. */
-  const configOn = async (server: DevServer, label: string, source: string): Promise<TestSetup> => {
+  const configOn = async (server: DevServer, label: string, source: string, env: Record<string, string> = {}): Promise<TestSetup> => {
     const seeded = await seededDatabase(servers, source);
     const owner = `${source}_owner`;
     await servers.cluster.sql(`CREATE TABLE public.${TABLE} AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, ${ROWS}) g`, source);
@@ -92,7 +96,7 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
         { name: source, url: seeded.url, production: false, allowForceRestore: true, drill: { criticalTables: [`public.${TABLE}`], sql: [`SELECT count(*) = ${ROWS} FROM public.${TABLE}`] } },
         { name: `${source}_copy`, url: copy.toString(), production: false, allowForceRestore: true },
       ],
-      { destinations: [await s3Destination(servers.s3, 'offsite', `${label}-offsite`)], env: { TEMPORAL_ADDRESS: server.address, BACKUP_NOTIFY_SUCCESS: 'false' } },
+      { destinations: [await s3Destination(servers.s3, 'offsite', `${label}-offsite`)], env: { TEMPORAL_ADDRESS: server.address, BACKUP_NOTIFY_SUCCESS: 'false', ...env } },
     );
   };
 
@@ -161,6 +165,51 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
       assert.match(fromCli.location, new RegExp(setup.config.backupDir.replace(/[/.]/g, '\\$&')));
       assert.deepEqual(foundInTemporal(dbFile, leaksOf(setup.config, wrappedKey)), []);
     } finally {
+      worker.shutdown();
+      await running;
+    }
+  });
+
+  it('failures (a step failing on a locked table, then its workflow) and schedules leave no table name in the SQLite file', { timeout: 300_000 }, async () => {
+    const { server, dbFile } = await ownServer('tp-fail');
+    const setup = await configOn(server, 'tp-fail', 'tp_fail', { BACKUP_LOCK_WAIT_TIMEOUT: '1s' });
+    const client = new Client({ connection: await connectTemporal(server.address), dataConverter: dataConverterFor(setup.config) });
+    stops.push(() => client.connection.close());
+    const worker = await createWorker(setup.config);
+    const running = worker.run();
+    const locker = new pg.Client({ connectionString: servers.cluster.adminUrl('tp_fail') });
+    await locker.connect();
+    try {
+      const taskQueue = setup.config.temporal.taskQueue;
+      await applySchedules(client, setup.config);
+      // A step fails, its message naming the locked table: Temporal keeps it as the activity's last failure,
+      // then (retries spent) as the workflow's failure.
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE public.${TABLE} IN ACCESS EXCLUSIVE MODE`);
+      const locked = await client.workflow.start(BACKUP_WORKFLOW_TYPE, { taskQueue, workflowId: `tp-locked-${Date.now()}`, args: [{ database: 'tp_fail' }] });
+      let lastFailure = '';
+      await waitFor(
+        'the dump to fail on the lock',
+        async () => {
+          const pending = (await locked.describe()).raw.pendingActivities ?? [];
+          const failure = pending.find((a) => a.lastFailure)?.lastFailure;
+          if (!failure) return false;
+          lastFailure = [failure.message ?? '', ...(await decodedPayloadsOf(client, failure))].join('\n');
+          return true;
+        },
+        90_000,
+      );
+      assert.match(lastFailure, new RegExp(TABLE), 'the failure names the table (through the codec)');
+      await assert.rejects(locked.result(), (err: unknown) => {
+        const messages: string[] = [];
+        for (let e: Error | undefined = err as Error; e; e = e.cause instanceof Error ? e.cause : undefined) messages.push(e.message);
+        assert.match(messages.join('\n'), new RegExp(TABLE));
+        return true;
+      });
+      await locker.query('ROLLBACK');
+      assert.deepEqual(foundInTemporal(dbFile, [{ what: 'a table name', needle: TABLE }]), []);
+    } finally {
+      await locker.end().catch(() => undefined);
       worker.shutdown();
       await running;
     }
