@@ -27,7 +27,14 @@ export interface CodecServerOptions {
   /** Bearer token every POST must carry (LIFELINE_CODEC_TOKEN); absent: none asked. */
   token?: string;
   maxBodyBytes?: number;
+  /**
+   * Requests read and decoded at once (default 16); more are answered 503 at once. Each may buffer up to
+   * maxBodyBytes, so this bounds the memory anyone who can reach the port can make the process hold.
+   */
+  maxConcurrentRequests?: number;
 }
+
+export const CODEC_MAX_CONCURRENT_REQUESTS = 16;
 
 export interface RunningCodecServer {
   /** http://host:port, what the Web UI and the CLI are given. */
@@ -118,6 +125,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
+    // Gone before its body ended (the client closed, or requestTimeout cut it): free the slot either way.
+    req.once('close', () => {
+      if (!req.complete) reject(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    });
   });
 }
 
@@ -126,6 +137,8 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
   const allowed = new Set(options.corsOrigins);
   const tokenDigest = options.token ? sha256(options.token) : undefined;
   const limit = options.maxBodyBytes ?? CODEC_MAX_BODY_BYTES;
+  const maxConcurrent = options.maxConcurrentRequests ?? CODEC_MAX_CONCURRENT_REQUESTS;
+  let inFlight = 0;
 
   const cors = (origin: string | undefined): Record<string, string> =>
     origin && allowed.has(origin) ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' } : { Vary: 'Origin' };
@@ -166,6 +179,20 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
     if (fromHeader !== undefined && fromHeader !== options.namespace) {
       throw new HttpError(403, 'WrongNamespace', `X-Namespace ${JSON.stringify(fromHeader)} is not served here (this codec server decodes for "${options.namespace}")`);
     }
+    // Bodies are buffered (up to `limit` each): without a bound, unfinished uploads on many connections
+    // (no token is asked by default, and the Web UI cannot send one) make the process hold GiBs.
+    if (inFlight >= maxConcurrent) {
+      throw new HttpError(503, 'Busy', `the codec server is already reading ${maxConcurrent} requests; retry in a moment`, { 'Retry-After': '1' });
+    }
+    inFlight++;
+    try {
+      return await decodeOrEncode(req, m[2] as 'encode' | 'decode');
+    } finally {
+      inFlight--;
+    }
+  }
+
+  async function decodeOrEncode(req: http.IncomingMessage, op: 'encode' | 'decode'): Promise<{ status: number; body?: unknown }> {
     const raw = await readBody(req, limit);
     let parsed: unknown;
     try {
@@ -174,7 +201,6 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
       throw new HttpError(400, 'MalformedJson', `the body is not JSON (${(err as Error).message}); expected {"payloads": [{"metadata": {…}, "data": "<base64>"}, …]}`);
     }
     const payloads = payloadsFromJSON(parsed);
-    const op = m[2] as 'encode' | 'decode';
     let result: Payload[];
     try {
       result = op === 'encode' ? await options.codec.encode(payloads) : await options.codec.decode(payloads);
@@ -191,6 +217,12 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
     handle(req).then(
       ({ status, body, headers }) => send(res, status, body, { ...base, ...headers }),
       (err: unknown) => {
+        // A client that went away mid-body is not the server's failure (and logging each at error lets anyone flood the log).
+        const aborted = !(err instanceof HttpError) && (req.destroyed || (err as NodeJS.ErrnoException).code === 'ECONNRESET');
+        if (aborted) {
+          logger.debug({ path: req.url }, 'codec server: the client closed the connection before sending its body');
+          return;
+        }
         const e = err instanceof HttpError ? err : new HttpError(500, 'Internal', errorMessage(err));
         if (e.status === 500) logger.error({ err }, 'codec server: request failed');
         // A refused request's unread body is read and dropped (bounded by requestTimeout), then the connection closes.
