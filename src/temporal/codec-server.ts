@@ -28,13 +28,15 @@ export interface CodecServerOptions {
   token?: string;
   maxBodyBytes?: number;
   /**
-   * Requests read and decoded at once (default 16); more are answered 503 at once. Each may buffer up to
-   * maxBodyBytes, so this bounds the memory anyone who can reach the port can make the process hold.
+   * Bytes of request bodies held at once, all requests together (default 64 MiB): a request whose next
+   * chunk would go over is answered 503. Counted as received, so connections that stall after a few bytes
+   * hold almost nothing and block no one; this bounds the memory anyone who can reach the port can make
+   * the process hold.
    */
-  maxConcurrentRequests?: number;
+  maxBufferedBytes?: number;
 }
 
-export const CODEC_MAX_CONCURRENT_REQUESTS = 16;
+export const CODEC_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 export interface RunningCodecServer {
   /** http://host:port, what the Web UI and the CLI are given. */
@@ -108,7 +110,17 @@ export function payloadsToJSON(payloads: Payload[]): { payloads: Array<{ metadat
   };
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** What all requests' bodies hold at once, against the server's budget. */
+interface BodyBudget {
+  used: number;
+  max: number;
+}
+
+const busy = (max: number) =>
+  new HttpError(503, 'Busy', `the codec server holds ${max} bytes of request bodies already; retry in a moment`, { 'Retry-After': '1' });
+
+/** The body, counted against `budget` as it arrives; the caller gives back `held()` bytes when done with it. */
+function readBody(req: http.IncomingMessage, limit: number, budget: BodyBudget, held: { bytes: number }): Promise<Buffer> {
   const tooLarge = () => new HttpError(413, 'PayloadTooLarge', `the body is larger than ${limit} bytes (the codec server's limit)`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
@@ -117,11 +129,16 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
+      const over = size > limit ? tooLarge() : budget.used + chunk.length > budget.max ? busy(budget.max) : undefined;
+      if (over) {
         req.removeAllListeners('data');
         req.resume();
-        reject(tooLarge());
-      } else chunks.push(chunk);
+        reject(over);
+      } else {
+        chunks.push(chunk);
+        budget.used += chunk.length;
+        held.bytes += chunk.length;
+      }
     });
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
@@ -137,8 +154,7 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
   const allowed = new Set(options.corsOrigins);
   const tokenDigest = options.token ? sha256(options.token) : undefined;
   const limit = options.maxBodyBytes ?? CODEC_MAX_BODY_BYTES;
-  const maxConcurrent = options.maxConcurrentRequests ?? CODEC_MAX_CONCURRENT_REQUESTS;
-  let inFlight = 0;
+  const budget: BodyBudget = { used: 0, max: options.maxBufferedBytes ?? CODEC_MAX_BUFFERED_BYTES };
 
   const cors = (origin: string | undefined): Record<string, string> =>
     origin && allowed.has(origin) ? { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' } : { Vary: 'Origin' };
@@ -179,21 +195,18 @@ export function codecRequestHandler(options: CodecServerOptions): http.RequestLi
     if (fromHeader !== undefined && fromHeader !== options.namespace) {
       throw new HttpError(403, 'WrongNamespace', `X-Namespace ${JSON.stringify(fromHeader)} is not served here (this codec server decodes for "${options.namespace}")`);
     }
-    // Bodies are buffered (up to `limit` each): without a bound, unfinished uploads on many connections
-    // (no token is asked by default, and the Web UI cannot send one) make the process hold GiBs.
-    if (inFlight >= maxConcurrent) {
-      throw new HttpError(503, 'Busy', `the codec server is already reading ${maxConcurrent} requests; retry in a moment`, { 'Retry-After': '1' });
-    }
-    inFlight++;
+    // Bodies are buffered (up to `limit` each): without a budget, unfinished uploads on many connections
+    // (no token is asked by default, and the Web UI cannot send one) made the process hold GiBs.
+    const held = { bytes: 0 };
     try {
-      return await decodeOrEncode(req, m[2] as 'encode' | 'decode');
+      return await decodeOrEncode(req, m[2] as 'encode' | 'decode', held);
     } finally {
-      inFlight--;
+      budget.used -= held.bytes;
     }
   }
 
-  async function decodeOrEncode(req: http.IncomingMessage, op: 'encode' | 'decode'): Promise<{ status: number; body?: unknown }> {
-    const raw = await readBody(req, limit);
+  async function decodeOrEncode(req: http.IncomingMessage, op: 'encode' | 'decode', held: { bytes: number }): Promise<{ status: number; body?: unknown }> {
+    const raw = await readBody(req, limit, budget, held);
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString('utf8'));
@@ -254,7 +267,8 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
 }
 
 export function createCodecServer(options: CodecServerOptions): http.Server {
-  const server = http.createServer(codecRequestHandler(options));
+  // A request (headers and body) gets 30 s, checked every 5 s: a stalled upload gives its bytes back within 35 s.
+  const server = http.createServer({ connectionsCheckingInterval: 5_000 }, codecRequestHandler(options));
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   return server;
