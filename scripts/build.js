@@ -27,38 +27,6 @@ const SOURCE_DIRS = ['src', 'workflows', 'activities'];
 const SOURCE_FILES = ['package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/bundle-workflows.ts'];
 const SOURCE_EXT = /\.(ts|js|json)$/;
 
-/** The newest source file under `root` ({ file, mtimeMs }), or undefined when there is none (an install of dist/ only). */
-function newestSource(root = ROOT) {
-  let newest;
-  const consider = (file, mtimeMs) => {
-    if (!newest || mtimeMs > newest.mtimeMs) newest = { file: path.relative(root, file), mtimeMs };
-  };
-  const walk = (dir) => {
-    let entries;
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch (err) {
-      if (err.code === 'ENOENT') return;
-      throw err;
-    }
-    for (const e of entries) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) walk(full);
-      else if (SOURCE_EXT.test(e.name)) consider(full, fs.statSync(full).mtimeMs);
-    }
-  };
-  for (const d of SOURCE_DIRS) walk(path.join(root, d));
-  for (const f of SOURCE_FILES) {
-    const full = path.join(root, f);
-    try {
-      consider(full, fs.statSync(full).mtimeMs);
-    } catch (err) {
-      if (err.code !== 'ENOENT') throw err;
-    }
-  }
-  return newest;
-}
-
 /**
  * Every source file under `root` (relative path → "mtime in whole ms:size"): what a build reads. Whole
  * milliseconds, because a copy that keeps times (cp -p, cpSync preserveTimestamps) keeps only those.
@@ -184,7 +152,7 @@ function alive(pid) {
   }
 }
 
-module.exports = { ROOT, STAMP, newestSource, sourceFiles, staleness, build };
+module.exports = { ROOT, STAMP, sourceFiles, staleness, build };
 
 if (require.main === module) {
   if (process.argv.includes('--check')) {

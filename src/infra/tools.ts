@@ -160,67 +160,58 @@ export async function ensureSystemTools(say: Say = () => undefined): Promise<voi
   await aptInstall(missing, say);
 }
 
-/**
- * A Chromium for the Web UI test (driven by playwright-core): CHROMIUM_PATH, else Debian's `chromium`,
- * installed with apt-get when we are root and it is missing. Only the browser test asks for it.
- */
-export async function ensureChromium(say: Say = () => undefined): Promise<string> {
-  const explicit = process.env.CHROMIUM_PATH;
+/** A program from a Debian package that only some tests need: found, or installed with apt-get when we are root. */
+interface AptTool {
+  /** Environment variable naming the binary, which wins. */
+  envVar: string;
+  /** Where the package puts it (checked before PATH). */
+  paths: string[];
+  command: string;
+  aptPackage: string;
+  /** What it is for, in the error when it is missing. */
+  usedFor: string;
+}
+
+async function ensureAptTool(tool: AptTool, say: Say): Promise<string> {
+  const explicit = process.env[tool.envVar];
   if (explicit) {
-    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `CHROMIUM_PATH=${explicit} does not exist`);
+    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `${tool.envVar}=${explicit} does not exist`);
     return explicit;
   }
-  const found = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? (await onPath('chromium'));
+  const found = tool.paths.find((p) => existsSync(p)) ?? (await onPath(tool.command));
   if (found) return found;
   if (!canApt()) {
-    throw new LifelineError('ToolMissing', 'Chromium is not installed (the Web UI test drives it)', {
-      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y chromium) or set CHROMIUM_PATH to a Chromium binary',
+    throw new LifelineError('ToolMissing', `${tool.command} is not installed (${tool.usedFor})`, {
+      hint: `install it (Debian/Ubuntu: sudo apt-get install -y ${tool.aptPackage}) or set ${tool.envVar} to a ${tool.command} binary`,
     });
   }
-  await aptInstall(['chromium'], say);
-  return '/usr/bin/chromium';
+  await aptInstall([tool.aptPackage], say);
+  return tool.paths[0]!;
+}
+
+/** Debian's Chromium, for the Web UI test (CHROMIUM_PATH wins). */
+export function ensureChromium(say: Say = () => undefined): Promise<string> {
+  return ensureAptTool(
+    { envVar: 'CHROMIUM_PATH', paths: ['/usr/bin/chromium', '/usr/bin/chromium-browser'], command: 'chromium', aptPackage: 'chromium', usedFor: 'the Web UI test drives it' },
+    say,
+  );
+}
+
+/** promtool (Debian's `prometheus` package): checks the metrics text and the example alert rules in deploy/prometheus/. */
+export function ensurePromtool(say: Say = () => undefined): Promise<string> {
+  return ensureAptTool(
+    { envVar: 'PROMTOOL_PATH', paths: ['/usr/bin/promtool'], command: 'promtool', aptPackage: 'prometheus', usedFor: 'the metrics test checks the metrics text and the alert rules with it' },
+    say,
+  );
 }
 
 /**
- * promtool (Debian's `prometheus` package), which checks the metrics text and the example alert rules
- * (deploy/prometheus/): PROMTOOL_PATH, else `promtool` on PATH, else installed with apt-get when we are
- * root. Only the metrics test asks for it.
+ * A Compose validator for docker-compose.temporal.yml (Debian's docker-compose 1.29; these machines have
+ * no Docker engine, and `config` needs none).
  */
-export async function ensurePromtool(say: Say = () => undefined): Promise<string> {
-  const explicit = process.env.PROMTOOL_PATH;
-  if (explicit) {
-    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `PROMTOOL_PATH=${explicit} does not exist`);
-    return explicit;
-  }
-  const found = await onPath('promtool');
-  if (found) return found;
-  if (!canApt()) {
-    throw new LifelineError('ToolMissing', 'promtool is not installed (the metrics test checks the metrics text and the alert rules with it)', {
-      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y prometheus) or set PROMTOOL_PATH to a promtool binary',
-    });
-  }
-  await aptInstall(['prometheus'], say);
-  return '/usr/bin/promtool';
-}
-
-/**
- * A Compose validator for docker-compose.temporal.yml (these machines have no Docker engine; `config`
- * needs none): DOCKER_COMPOSE_PATH, else `docker-compose` on PATH, else Debian's `docker-compose` (1.29)
- * installed with apt-get when we are root. Only the compose test asks for it.
- */
-export async function ensureDockerCompose(say: Say = () => undefined): Promise<string> {
-  const explicit = process.env.DOCKER_COMPOSE_PATH;
-  if (explicit) {
-    if (!existsSync(explicit)) throw new LifelineError('ToolMissing', `DOCKER_COMPOSE_PATH=${explicit} does not exist`);
-    return explicit;
-  }
-  const found = await onPath('docker-compose');
-  if (found) return found;
-  if (!canApt()) {
-    throw new LifelineError('ToolMissing', 'docker-compose is not installed (the compose test validates docker-compose.temporal.yml with it)', {
-      hint: 'install it (Debian/Ubuntu: sudo apt-get install -y docker-compose) or set DOCKER_COMPOSE_PATH to a docker-compose binary',
-    });
-  }
-  await aptInstall(['docker-compose'], say);
-  return '/usr/bin/docker-compose';
+export function ensureDockerCompose(say: Say = () => undefined): Promise<string> {
+  return ensureAptTool(
+    { envVar: 'DOCKER_COMPOSE_PATH', paths: ['/usr/bin/docker-compose'], command: 'docker-compose', aptPackage: 'docker-compose', usedFor: 'the compose test validates docker-compose.temporal.yml with it' },
+    say,
+  );
 }
