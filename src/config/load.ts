@@ -247,6 +247,11 @@ export function loadConfig(options: LoadOptions = {}): LifelineConfig {
   if ((c.temporalTlsCert === undefined) !== (c.temporalTlsKey === undefined)) {
     problems.push(`${c.temporalTlsCert ? label.temporalTlsCert : label.temporalTlsKey}: set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (client certificate and its key), or neither`);
   }
+  // An API key is a bearer secret: over plaintext only to this host (a local proxy that adds TLS).
+  const temporalHost = c.temporalAddress.slice(0, c.temporalAddress.lastIndexOf(':'));
+  if (c.temporalTls === false && c.temporalApiKey && !['127.0.0.1', 'localhost', '::1', '[::1]'].includes(temporalHost)) {
+    problems.push(`${label.temporalTls} = false with TEMPORAL_API_KEY set: the key would cross the network in clear to ${c.temporalAddress}; remove TEMPORAL_TLS=false (an API key turns TLS on), or reach the server through a local proxy on 127.0.0.1`);
+  }
   if (c.temporalTls === false && (c.temporalTlsCert || c.temporalTlsCa || c.temporalTlsServerName)) {
     problems.push(`${label.temporalTls} = false, but TEMPORAL_TLS_CERT/KEY/CA/SERVER_NAME are set: remove them, or set TEMPORAL_TLS=true`);
   }

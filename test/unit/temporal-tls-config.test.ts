@@ -75,6 +75,15 @@ describe('TEMPORAL_TLS_* and TEMPORAL_API_KEY', () => {
       assert.match(all, /TEMPORAL_TLS_SERVER_NAME.*must be a DNS name/);
     });
 
+    it('refuses an API key in clear (TEMPORAL_TLS=false) to any host but this one, without showing it', () => {
+      const key = 'tmprl-api-key-0123456789';
+      const problems = configProblems(() => config({ TEMPORAL_ADDRESS: 'temporal.example.com:7233', TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: key })).join('\n');
+      assert.match(problems, /TEMPORAL_TLS = false with TEMPORAL_API_KEY set: the key would cross the network in clear to temporal\.example\.com:7233/);
+      assert.ok(!problems.includes(key), problems);
+      // A local TLS-adding proxy is the one place plaintext is fine.
+      assert.equal(config({ TEMPORAL_ADDRESS: '127.0.0.1:7233', TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: key }).temporal.apiKey, key);
+    });
+
     it('never shows a refused API key, codec token or private key text in a configuration error', () => {
       const shortKey = 'sk-12345';
       const keyText = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----';
