@@ -29,7 +29,9 @@ function unfinishedUpload(port: number, sockets: net.Socket[]): Promise<number |
         if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
         sent += chunk.length;
       }
-      setTimeout(() => resolve(undefined), 200); // body never finished
+      // Body never finished: an upload within the budget gets no answer. The wait is long enough for a
+      // loaded machine's server to read what sits in the socket buffers and answer 503 where it must.
+      setTimeout(() => resolve(undefined), 3000);
     });
     socket.on('data', (d: Buffer) => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(d.toString('latin1'))?.[1])));
     socket.on('error', () => undefined);
