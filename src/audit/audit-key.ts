@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { EncryptionContext, Keyring, WrappedDataKey } from '../crypto/keys';
 import { KEY_PROVIDERS } from '../crypto/keys/key-provider';
+import { rewrapChecked, wrappingOf } from '../crypto/keys/wrapped-key';
 import { errorMessage, IntegrityError, LifelineError } from '../errors';
 import { logger } from '../logger';
 import { readFile, writeFileAtomically } from '../storage/safe-fs';
@@ -104,9 +105,6 @@ export async function readAuditKeyFile(file: string): Promise<AuditKeyFile | und
   return parsed.data;
 }
 
-function wrappingOf(record: AuditKeyFile): WrappedDataKey {
-  return { provider: record.provider, keyId: record.keyId, wrappedKey: record.wrappedKey };
-}
 
 /**
  * Keys this process has unwrapped, by wrapping: a worker keeps writing audit entries (a failed
@@ -207,21 +205,12 @@ export function auditKeySource(file: string, keyring: Keyring): AuditKeySource {
 async function rewrapIfStale(file: string, record: AuditKeyFile, key: AuditKey, keyring: Keyring): Promise<void> {
   const currentKeyId = await keyring.current.currentKeyId();
   if (record.keyId === currentKeyId) return;
-  const plaintext = await keyring.unwrap(wrappingOf(record), AUDIT_KEY_CONTEXT);
-  try {
-    const rewrapped = await keyring.current.wrapDataKey(plaintext, AUDIT_KEY_CONTEXT);
-    const check = await keyring.unwrap(rewrapped, AUDIT_KEY_CONTEXT);
-    const same = new AuditKey(check, record.keyedFromSeq).id === key.id;
-    check.fill(0);
-    if (!same) throw new IntegrityError('the re-wrapped audit key does not open to the same key', 'run `lifeline keys rotate` again');
-    const next: AuditKeyFile = {
-      ...record,
-      ...rewrapped,
-      rewrappedAt: new Date().toISOString(),
-      previousKeyIds: [...record.previousKeyIds, record.keyId],
-    };
-    await writeFileAtomically(auditRepository(file), file, JSON.stringify(next, null, 2) + '\n');
-  } finally {
-    plaintext.fill(0);
-  }
+  const rewrapped = await rewrapChecked(keyring, record, AUDIT_KEY_CONTEXT, 'audit key', (opened) => new AuditKey(opened, record.keyedFromSeq).id === key.id);
+  const next: AuditKeyFile = {
+    ...record,
+    ...rewrapped,
+    rewrappedAt: new Date().toISOString(),
+    previousKeyIds: [...record.previousKeyIds, record.keyId],
+  };
+  await writeFileAtomically(auditRepository(file), file, JSON.stringify(next, null, 2) + '\n');
 }

@@ -7,6 +7,7 @@ import { IntegrityError, LifelineError } from '../errors';
 import { checkDir, readFile, writeFileAtomically } from '../storage/safe-fs';
 import type { EncryptionContext, Keyring, WrappedDataKey } from './keys';
 import { KEY_PROVIDERS } from './keys/key-provider';
+import { rewrapChecked, wrappingOf } from './keys/wrapped-key';
 
 /**
  * The keys of the payload codec (src/temporal/codec.ts), which encrypts everything Lifeline sends
@@ -251,18 +252,7 @@ export class CodecKeyStore implements CodecKeySource {
     }
     try {
       const key = new CodecKey(generated.plaintext);
-      const record: CodecKeyFile = {
-        version: 1,
-        purpose: 'lifeline temporal payload codec',
-        codecKeyId: key.id,
-        seq,
-        createdUnder: generated.keyId,
-        provider: generated.provider,
-        keyId: generated.keyId,
-        wrappedKey: generated.wrappedKey,
-        createdAt: new Date().toISOString(),
-        previousKeyIds: [],
-      };
+      const record = newKeyRecord(key, seq, generated);
       // link(): never replaces a key another process made at the same number; that one is used.
       const made = await writeFileAtomically(this.backupDir, file, JSON.stringify(record, null, 2) + '\n', true);
       if (made) unwrapped.set(key.id, key);
@@ -284,20 +274,10 @@ export class CodecKeyStore implements CodecKeySource {
     for (const record of records) {
       if (record.keyId === masterKeyId) continue;
       const key = await this.open(record);
-      const context = codecKeyContext(record.seq);
-      const plaintext = await keyring.unwrap(wrappingOf(record), context);
-      try {
-        const wrapping = await keyring.current.wrapDataKey(plaintext, context);
-        const check = await keyring.unwrap(wrapping, context);
-        const same = codecKeyId(check) === key.id;
-        check.fill(0);
-        if (!same) throw new IntegrityError(`the re-wrapped payload codec key ${key.id} does not open to the same key`, 'run `lifeline keys rotate` again');
-        const next: CodecKeyFile = { ...record, ...wrapping, rewrappedAt: new Date().toISOString(), previousKeyIds: [...record.previousKeyIds, record.keyId] };
-        await writeFileAtomically(this.backupDir, codecKeyFile(this.backupDir, record.seq), JSON.stringify(next, null, 2) + '\n');
-        rewrapped++;
-      } finally {
-        plaintext.fill(0);
-      }
+      const wrapping = await rewrapChecked(keyring, record, codecKeyContext(record.seq), `payload codec key ${key.id}`, (opened) => codecKeyId(opened) === key.id);
+      const next: CodecKeyFile = { ...record, ...wrapping, rewrappedAt: new Date().toISOString(), previousKeyIds: [...record.previousKeyIds, record.keyId] };
+      await writeFileAtomically(this.backupDir, codecKeyFile(this.backupDir, record.seq), JSON.stringify(next, null, 2) + '\n');
+      rewrapped++;
     }
     const newest = records[records.length - 1];
     let added: string | undefined;
@@ -311,8 +291,19 @@ export class CodecKeyStore implements CodecKeySource {
   }
 }
 
-function wrappingOf(record: CodecKeyFile): WrappedDataKey {
-  return { provider: record.provider, keyId: record.keyId, wrappedKey: record.wrappedKey };
+
+/** The file of a codec key just made (or imported) under the master key that wrapped it. */
+function newKeyRecord(key: CodecKey, seq: number, wrapping: WrappedDataKey): CodecKeyFile {
+  return {
+    version: 1,
+    purpose: 'lifeline temporal payload codec',
+    codecKeyId: key.id,
+    seq,
+    createdUnder: wrapping.keyId,
+    ...wrappingOf(wrapping),
+    createdAt: new Date().toISOString(),
+    previousKeyIds: [],
+  };
 }
 
 export function codecKeysFor(config: LifelineConfig): CodecKeyStore {
@@ -348,16 +339,6 @@ export async function importCodecKey(config: LifelineConfig, plaintext: Buffer):
   const keyring = (await import('./keys')).keyringFor(config);
   const wrapping = await keyring.current.wrapDataKey(plaintext, codecKeyContext(1));
   const key = new CodecKey(plaintext);
-  const record: CodecKeyFile = {
-    version: 1,
-    purpose: 'lifeline temporal payload codec',
-    codecKeyId: key.id,
-    seq: 1,
-    createdUnder: wrapping.keyId,
-    ...wrapping,
-    createdAt: new Date().toISOString(),
-    previousKeyIds: [],
-  };
-  await writeFileAtomically(config.backupDir, codecKeyFile(config.backupDir, 1), JSON.stringify(record, null, 2) + '\n', true);
+  await writeFileAtomically(config.backupDir, codecKeyFile(config.backupDir, 1), JSON.stringify(newKeyRecord(key, 1, wrapping), null, 2) + '\n', true);
   return key.id;
 }
