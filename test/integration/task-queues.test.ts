@@ -24,19 +24,12 @@ import {
 import { seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
 import { runWorker } from '../harness/worker';
+import { lockTable } from '../harness/locks';
 
 const DATABASES = ['it_tq_one', 'it_tq_two'];
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** Holds a dump inside its snapshot: the table stays locked until the returned session commits. */
-async function lockTable(url: string, table: string): Promise<pg.Client> {
-  const locker = new pg.Client({ connectionString: url });
-  await locker.connect();
-  await locker.query('BEGIN');
-  await locker.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-  return locker;
-}
 
 /** Sessions of these databases waiting for a lock (asked on a connection of its own). */
 async function lockWaiters(servers: TestServers, databases: string[]): Promise<string[]> {

@@ -16,6 +16,7 @@ import { stopProcess } from '../../src/infra/server-process';
 import { BACKUP_WORKFLOW_TYPE, BackupDatabase, RESTORE_WORKFLOW_TYPE, type BackupWorkflowResult, type RestoreWorkflowResult } from '../../workflows/definitions';
 import { query, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { testServers, type TestServers } from '../harness/servers';
+import { lockTable } from '../harness/locks';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -28,14 +29,6 @@ function startWorker(setup: TestSetup): ChildProcess {
   });
 }
 
-/** Holds pg_dump inside the dump: a table it must read stays locked until the returned client commits. */
-async function lockTable(url: string, table: string): Promise<pg.Client> {
-  const locker = new pg.Client({ connectionString: url });
-  await locker.connect();
-  await locker.query('BEGIN');
-  await locker.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-  return locker;
-}
 
 /** Sessions of a database waiting for a lock; asked on a connection of its own (inside the locker's transaction pg_stat_activity is a snapshot). */
 async function lockWaiters(servers: TestServers, database: string): Promise<number> {

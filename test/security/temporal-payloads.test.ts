@@ -8,16 +8,14 @@
 import { Client } from '@temporalio/client';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { catalogFor } from '../../src/backup/repository';
-import { waitFor } from '../../src/infra/net';
 import { applySchedules } from '../../src/temporal/schedules';
 import type { LifelineConfig } from '../../src/config/config';
-import { freePort } from '../../src/infra/net';
+import { freePort, waitFor } from '../../src/infra/net';
 import { startTemporalDevServer, type DevServer } from '../../src/infra/temporal-dev-server';
 import { ensureTemporalCli } from '../../src/infra/tools';
 import { connectTemporal } from '../../src/temporal/client';
@@ -34,6 +32,7 @@ import {
 import { s3Destination, seededDatabase, testConfig, type TestSetup } from '../harness/fixtures';
 import { newWorkDir, testServers, type TestServers } from '../harness/servers';
 import { decodedPayloadsOf } from '../harness/worker';
+import { foundInTemporal } from '../harness/secrets';
 
 const run = promisify(execFile);
 /** A table whose name and row count appear nowhere else: in the manifest, the drill's checks, and (without the codec) Temporal. */
@@ -45,22 +44,9 @@ interface Leak {
   needle: string;
 }
 
-/** Which needles the dev server's files (SQLite database, WAL, journal) hold, and in which file. */
-function foundInTemporal(dbFile: string, leaks: Leak[]): string[] {
-  const dir = path.dirname(dbFile);
-  const files = readdirSync(dir).filter((f) => f.startsWith(path.basename(dbFile)));
-  assert.ok(files.some((f) => f.endsWith('-wal')) || files.length >= 1, 'the SQLite files are there');
-  const found: string[] = [];
-  for (const file of files) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(path.join(dir, file));
-    } catch {
-      continue; // a rollback journal can come and go while we list
-    }
-    for (const { what, needle } of leaks) if (bytes.indexOf(Buffer.from(needle)) !== -1) found.push(`${what} (${JSON.stringify(needle)}) in ${file}`);
-  }
-  return found;
+/** Which needles the dev server's files hold, each named with its value (a failure shows what leaked). */
+function leaksIn(dbFile: string, leaks: Leak[]): string[] {
+  return foundInTemporal(dbFile, leaks.map(({ what, needle }) => ({ what: `${what} (${JSON.stringify(needle)})`, needle })));
 }
 
 describe('Temporal stores only encrypted payloads (backup, restore and drill through the real workflows)', () => {
@@ -163,7 +149,7 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
 
       // Through the codec, the results read as usual (the client decrypts them).
       assert.match(fromCli.location, new RegExp(setup.config.backupDir.replace(/[/.]/g, '\\$&')));
-      assert.deepEqual(foundInTemporal(dbFile, leaksOf(setup.config, wrappedKey)), []);
+      assert.deepEqual(leaksIn(dbFile, leaksOf(setup.config, wrappedKey)), []);
     } finally {
       worker.shutdown();
       await running;
@@ -207,7 +193,7 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
         return true;
       });
       await locker.query('ROLLBACK');
-      assert.deepEqual(foundInTemporal(dbFile, [{ what: 'a table name', needle: TABLE }]), []);
+      assert.deepEqual(leaksIn(dbFile, [{ what: 'a table name', needle: TABLE }]), []);
     } finally {
       await locker.end().catch(() => undefined);
       worker.shutdown();
@@ -225,7 +211,7 @@ describe('Temporal stores only encrypted payloads (backup, restore and drill thr
     try {
       const { wrappedKey } = await backupRestoreDrill(client, setup.config, 'tp_plain');
       const leaks = leaksOf(setup.config, wrappedKey);
-      const found = foundInTemporal(dbFile, leaks);
+      const found = leaksIn(dbFile, leaks);
       for (const { what } of leaks) assert.ok(found.some((f) => f.startsWith(what)), `${what} not found in clear without the codec: ${found.join('; ')}`);
     } finally {
       worker.shutdown();
