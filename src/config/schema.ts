@@ -39,7 +39,8 @@ const byteSize = (minBytes: number, maxBytes: number) => {
 };
 
 /** A listening address: host:port, like 127.0.0.1:9464 or 0.0.0.0:8888. */
-const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, { error: 'must be host:port, like 127.0.0.1:9464' });
+export const HOST_PORT = /^[^\s:/]+:\d{1,5}$/;
+const hostPort = z.string().regex(HOST_PORT, { error: 'must be host:port, like 127.0.0.1:9464' });
 
 /** The path of a PEM file (not the PEM text: keep key material in files, not in the environment). */
 const pemFile = z.string().min(1).refine((v) => !v.includes('-----BEGIN'), { error: 'must be the path of a PEM file, not its contents' });

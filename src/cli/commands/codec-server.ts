@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { LifelineConfig } from '../../config/config';
+import { HOST_PORT } from '../../config/schema';
 import { LifelineError, UsageError, errorMessage } from '../../errors';
 import { isListening } from '../../infra/net';
 import { ENCRYPTED_ENCODING } from '../../temporal/codec';
@@ -54,7 +55,7 @@ export async function notOurCodecServer(cfg: LifelineConfig, url: string): Promi
 export async function codecServerForUp(cfg: LifelineConfig, uiOrigins = ['http://localhost:8233', 'http://127.0.0.1:8233']): Promise<{ url: string; stop?: () => Promise<void>; started: boolean }> {
   const { address } = cfg.codecServer;
   const at = address.lastIndexOf(':');
-  if (await isListening(address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(at + 1)))) {
+  if (await isListening(address.slice(0, at), Number(address.slice(at + 1)))) {
     const url = `http://${address}`;
     // The Web UI would show what that server returns as the decoded payloads, and send it what is typed into
     // the UI to encode: only this installation's own codec server (another `lifeline codec-server`) is used.
@@ -86,7 +87,7 @@ export const codecServerCommand: Command = {
   async run({ values }) {
     const cfg = config();
     const address = (values.address as string | undefined) ?? cfg.codecServer.address;
-    if (!/^[^\s]+:\d{1,5}$/.test(address)) throw new UsageError(`--address ${address}: must be host:port, like 127.0.0.1:8888`);
+    if (!HOST_PORT.test(address)) throw new UsageError(`--address ${address}: must be host:port, like 127.0.0.1:8888`);
     const server = await startConfiguredCodecServer(cfg, address);
     process.stdout.write(
       `Codec server on ${server.url} for namespace "${cfg.temporal.namespace}"` +
